@@ -1,0 +1,28 @@
+"""distilflow tasks: distilabel-style Tasks whose batches run as Prefect task runs.
+
+    from tasks import TextGeneration
+    from tasks.models import OpenAILLM
+
+    task = TextGeneration(llm=OpenAILLM(model="gpt-4o-mini"))
+    task.load()
+    rows = next(task.process([{"instruction": "What's the capital of Spain?"}]))
+"""
+
+from tasks.base import DISTILABEL_METADATA_KEY, ImageTask, Task
+from tasks.decorator import task
+from tasks.errors import DistilflowError, DistilflowUserError, ModelRequestError
+from tasks.image_generation import ImageGeneration
+from tasks.text_generation import ChatGeneration, TextGeneration
+
+__all__ = [
+    "DISTILABEL_METADATA_KEY",
+    "ChatGeneration",
+    "DistilflowError",
+    "DistilflowUserError",
+    "ImageGeneration",
+    "ImageTask",
+    "ModelRequestError",
+    "Task",
+    "TextGeneration",
+    "task",
+]

@@ -1,0 +1,385 @@
+"""`Task` and `ImageTask`: the distilabel programming model.
+
+A task turns input rows into output rows through a model: `format_input(row)` builds the prompt,
+the model answers `num_generations` times, `format_output(answer, row)` turns each answer into
+output columns. The framework adds `model_name` and `distilabel_metadata` (raw output, raw input,
+token statistics) and, when formatting fails or the model gave no text, emits the row anyway with
+`None` outputs and the reason (the raw-output fallback).
+
+This module knows nothing about Prefect or storage: it is plain, synchronous-looking Python that
+runs in a notebook as well as inside a Prefect task run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
+
+from tasks.errors import DistilflowUserError
+from tasks.models.base import LLM, ImageGenerationModel
+from tasks.typing import ChatType, FormattedInput, StepColumns
+
+__all__ = ["DISTILABEL_METADATA_KEY", "ImageTask", "Task", "group_dicts"]
+
+DISTILABEL_METADATA_KEY = "distilabel_metadata"
+EMPTY_OUTPUT_REASON = "EmptyOutput: the model returned no text"
+
+_logger = logging.getLogger("distilflow.tasks")
+
+
+class _Task(BaseModel, ABC):
+    """What `Task` and `ImageTask` share: columns, mappings, generations, metadata, fallback."""
+
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", validate_assignment=True, protected_namespaces=()
+    )
+
+    name: Union[str, None] = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Step name; keys of distilabel_metadata end with it. Default: snake_case class name + '_0'.",
+    )
+    llm: Any = None
+    input_mappings: dict[str, str] = Field(
+        default_factory=dict, description="task input name -> column it is read from"
+    )
+    output_mappings: dict[str, str] = Field(
+        default_factory=dict, description="task output name -> column it is written to"
+    )
+    input_batch_size: PositiveInt = 50
+    num_generations: PositiveInt = 1
+    group_generations: bool = False
+    add_raw_output: bool = True
+    add_raw_input: bool = True
+
+    _loaded: bool = PrivateAttr(default=False)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.name is None:
+            self.name = f"{_snake_case(type(self).__name__)}_0"
+        self._check_mappings()
+
+    # Private state (a compiled template, the loaded flag) is rebuilt after unpickling.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "__pydantic_private__": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        defaults = {name: attr.get_default() for name, attr in self.__private_attributes__.items()}
+        object.__setattr__(self, "__pydantic_private__", defaults)
+
+    # -- what a task declares ------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def inputs(self) -> StepColumns:
+        """Input column names, or name -> required."""
+
+    @property
+    @abstractmethod
+    def outputs(self) -> StepColumns:
+        """Output column names, or name -> required (`model_name` is added by the framework)."""
+
+    @abstractmethod
+    def format_input(self, input: dict[str, Any]) -> FormattedInput:
+        """Build the prompt for one row."""
+
+    @abstractmethod
+    def format_output(self, output: Any, input: Union[dict[str, Any], None] = None) -> dict[str, Any]:
+        """Turn one answer of the model into the task's output columns."""
+
+    def get_inputs(self) -> dict[str, bool]:
+        return _columns(self.inputs)
+
+    def get_outputs(self) -> dict[str, bool]:
+        columns = _columns(self.outputs)
+        columns.setdefault("model_name", True)
+        return columns
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the model client. Called for you by `process` when you forget."""
+        if self.llm is None:
+            raise DistilflowUserError(f"Task '{self.name}' has no model: pass `llm=`.")
+        if not getattr(self.llm, "is_loaded", False):
+            self.llm.load()
+        self._loaded = True
+
+    def unload(self) -> None:
+        if self.llm is not None:
+            self.llm.unload()
+        self._loaded = False
+
+    # -- processing ----------------------------------------------------------------------------
+
+    def process(self, inputs: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        """Yield the output rows of each batch of `input_batch_size` input rows."""
+        rows = list(inputs)
+        self.validate_rows(rows)
+        if not self._loaded:
+            self.load()
+        for start in range(0, len(rows), self.input_batch_size):
+            yield self.process_batch(rows[start : start + self.input_batch_size])
+
+    def process_applying_mappings(
+        self, inputs: Iterable[dict[str, Any]]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """`process`, reading inputs through `input_mappings` and writing `output_mappings`."""
+        rows = list(inputs)
+        if not (self.input_mappings or self.output_mappings):
+            yield from self.process(rows)
+            return
+        self.validate_rows(rows, mapped=True)
+        size = self.input_batch_size
+        for start in range(0, len(rows), size):
+            views, hidden = zip(*(self._map_in(row) for row in rows[start : start + size]))
+            for batch in self.process(list(views)):
+                # every input yields the same number of rows (n ungrouped, 1 grouped)
+                per_input = max(1, len(batch) // len(views))
+                yield [self._map_out(row, hidden[j // per_input]) for j, row in enumerate(batch)]
+
+    @abstractmethod
+    def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Output rows for one batch of input rows."""
+
+    def validate_rows(self, rows: list[dict[str, Any]], *, mapped: bool = False) -> None:
+        """Fail before any request when a row lacks a required column or cannot be formatted."""
+        required = [c for c, req in self.get_inputs().items() if req]
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise DistilflowUserError(
+                    f"Task '{self.name}': row {index} is a {type(row).__name__}, not a dict of columns."
+                )
+            view = self._map_in(row)[0] if mapped else row
+            missing = [c for c in required if c not in view]
+            if missing:
+                hint = ""
+                if not mapped or not self.input_mappings:
+                    hint = f" Rename the column(s) or map them, e.g. input_mappings={{'{missing[0]}': '<your column>'}}."
+                named = [f"{c} (from column '{self.input_mappings[c]}')" if c in self.input_mappings else c for c in missing]
+                raise DistilflowUserError(
+                    f"Task '{self.name}' needs column(s) {named} but row {index} has only "
+                    f"{sorted(row)}.{hint}"
+                )
+            try:
+                self.format_input(view)
+            except DistilflowUserError as e:
+                raise DistilflowUserError(f"Task '{self.name}', row {index}: {e}") from e
+            except Exception as e:
+                raise DistilflowUserError(
+                    f"Task '{self.name}' could not format row {index}: {type(e).__name__}: {e}"
+                ) from e
+
+    # -- rows ----------------------------------------------------------------------------------
+
+    def _generation(
+        self, input: dict[str, Any], raw_output: Any, formatted_input: FormattedInput, statistics: dict
+    ) -> dict[str, Any]:
+        """What one generation adds to its row: output columns and metadata, or the fallback."""
+        try:
+            if _is_empty(raw_output):
+                raise _EmptyOutput()
+            columns = dict(self.format_output(raw_output, input))
+            reason = None
+        except Exception as e:  # noqa: BLE001 - any formatting failure becomes a fallback row
+            reason = EMPTY_OUTPUT_REASON if isinstance(e, _EmptyOutput) else f"{type(e).__name__}: {e}"
+            _logger.warning("Task '%s' failed to format output: %s. Saving raw response.", self.name, reason)
+            columns = {c: None for c in self.get_outputs() if c != "model_name"}
+        metadata = dict(columns.pop(DISTILABEL_METADATA_KEY, None) or {})
+        if self.add_raw_output:
+            metadata[f"raw_output_{self.name}"] = raw_output
+        if self.add_raw_input:
+            metadata[f"raw_input_{self.name}"] = _chat_of(formatted_input)
+        if statistics:
+            metadata[f"statistics_{self.name}"] = statistics
+        if reason is not None:
+            metadata[f"fallback_reason_{self.name}"] = reason
+        if metadata:
+            columns[DISTILABEL_METADATA_KEY] = metadata
+        return columns
+
+    def _rows_for_input(self, input: dict[str, Any], generations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Ungrouped: one row per generation. Grouped: one row whose outputs are lists."""
+        model_name = self.llm.model_name
+        if not self.group_generations:
+            return [{**input, **generation, "model_name": model_name} for generation in generations]
+        grouped = group_dicts(*generations)
+        if DISTILABEL_METADATA_KEY in grouped:
+            grouped[DISTILABEL_METADATA_KEY] = [m or {} for m in grouped[DISTILABEL_METADATA_KEY]]
+        return [{**input, **grouped, "model_name": model_name}]
+
+    # -- mappings ------------------------------------------------------------------------------
+
+    def _check_mappings(self) -> None:
+        inputs, outputs = self.get_inputs(), self.get_outputs()
+        bad_in = sorted(set(self.input_mappings) - set(inputs))
+        if bad_in:
+            raise DistilflowUserError(
+                f"Task '{self.name}': input_mappings keys {bad_in} are not inputs of the task; "
+                f"its inputs are {sorted(inputs)} (keys are task inputs, values are your columns)."
+            )
+        bad_out = sorted(set(self.output_mappings) - set(outputs))
+        if bad_out:
+            raise DistilflowUserError(
+                f"Task '{self.name}': output_mappings keys {bad_out} are not outputs of the task; "
+                f"its outputs are {sorted(outputs)} (keys are task outputs, values are new column names)."
+            )
+
+    def _map_in(self, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The row as the task sees it, and the columns the mapping hid (restored on the way out)."""
+        if not self.input_mappings:
+            return row, {}
+        view, hidden = dict(row), {}
+        for task_column, column in self.input_mappings.items():
+            if task_column in row:
+                hidden[task_column] = row[task_column]
+            if column in row:
+                view[task_column] = row[column]
+            else:
+                view.pop(task_column, None)
+        return view, hidden
+
+    def _map_out(self, row: dict[str, Any], hidden: dict[str, Any]) -> dict[str, Any]:
+        outputs = self.get_outputs()
+        out = {}
+        for key, value in row.items():
+            if key in self.input_mappings and key not in outputs:
+                continue  # the task's view of a mapped column; the original column is still there
+            out[self.output_mappings.get(key, key) if key in outputs else key] = value
+        out.update({k: v for k, v in hidden.items() if k not in outputs})
+        return out
+
+    # -- printing ------------------------------------------------------------------------------
+
+    def _sample_input(self) -> FormattedInput:
+        """A formatted prompt for display; override when inputs are not plain strings."""
+        required = [c for c, req in self.get_inputs().items() if req]
+        return self.format_input({c: f"<PLACEHOLDER_{c.upper()}>" for c in required})
+
+    def print(self, sample_input: Union[FormattedInput, None] = None) -> None:
+        """Render the formatted prompt of a sample (or the given) input with rich."""
+        from tasks._printing import print_prompt
+
+        model_name = getattr(self.llm, "model_name", None) if self.llm is not None else None
+        print_prompt(
+            type(self).__name__,
+            model_name,
+            sample_input if sample_input is not None else self._sample_input(),
+        )
+
+
+class Task(_Task):
+    """A task whose model is an `LLM` and whose prompt is an OpenAI-format conversation.
+
+    Subclasses define `inputs`, `outputs`, `format_input(row) -> ChatType` and
+    `format_output(text, row) -> dict`.
+    """
+
+    llm: LLM
+
+    @abstractmethod
+    def format_input(self, input: dict[str, Any]) -> ChatType:
+        """Build the conversation for one row."""
+
+    def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        formatted = [self.format_input(row) for row in rows]
+        outputs = self.llm.generate_outputs(
+            inputs=formatted, num_generations=self.num_generations, **self.llm.get_generation_kwargs()
+        )
+        result: list[dict[str, Any]] = []
+        for row, prompt, output in zip(rows, formatted, outputs):
+            stats = output.get("statistics") or {}
+            generation_rows = [
+                self._generation(row, text, prompt, _statistics_at(stats, i))
+                for i, text in enumerate(output["generations"])
+            ]
+            result.extend(self._rows_for_input(row, generation_rows))
+        return result
+
+
+class ImageTask(_Task):
+    """A task whose model is an `ImageGenerationModel` and whose prompt is a string.
+
+    `llm` is set from `image_generation_model` and may not be given.
+    """
+
+    image_generation_model: ImageGenerationModel
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.llm is not None:
+            raise DistilflowUserError(
+                f"{type(self).__name__} takes its model as `image_generation_model=`, not `llm=`."
+            )
+        self.llm = self.image_generation_model
+        super().model_post_init(__context)
+
+    @abstractmethod
+    def format_input(self, input: dict[str, Any]) -> str:
+        """Build the prompt string for one row."""
+
+    def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        prompts = [self.format_input(row) for row in rows]
+        outputs = self.llm.generate_outputs(
+            inputs=prompts, num_generations=self.num_generations, **self.llm.get_generation_kwargs()
+        )
+        result: list[dict[str, Any]] = []
+        for row, prompt, generations in zip(rows, prompts, outputs):
+            generation_rows = [self._generation(row, raw, prompt, {}) for raw in generations]
+            result.extend(self._rows_for_input(row, generation_rows))
+        return result
+
+    def print(self, sample_input: Union[str, None] = None) -> None:
+        from tasks._printing import print_prompt
+
+        prompt = sample_input if sample_input is not None else self._sample_input()
+        print_prompt(type(self).__name__, self.llm.model_name, [{"role": "user", "content": prompt}])
+
+
+def group_dicts(*dicts: dict[str, Any]) -> dict[str, list[Any]]:
+    """Combine dicts key by key into lists; a key missing from a dict contributes `None`."""
+    keys: dict[str, None] = {}
+    for d in dicts:
+        keys.update(dict.fromkeys(d))
+    return {k: [d.get(k) for d in dicts] for k in keys}
+
+
+class _EmptyOutput(Exception):
+    pass
+
+
+def _is_empty(raw_output: Any) -> bool:
+    if raw_output is None:
+        return True
+    if isinstance(raw_output, str):
+        return not raw_output.strip()
+    if isinstance(raw_output, dict) and "images" in raw_output:
+        return not raw_output["images"]
+    return False
+
+
+def _chat_of(formatted_input: FormattedInput) -> Any:
+    """The prompt without a structured-output request attached to it."""
+    if isinstance(formatted_input, tuple):
+        return formatted_input[0]
+    return formatted_input
+
+
+def _statistics_at(statistics: dict[str, list], index: int) -> dict[str, Any]:
+    return {k: v[index] for k, v in statistics.items() if isinstance(v, list) and index < len(v) and v[index] is not None}
+
+
+def _columns(columns: StepColumns) -> dict[str, bool]:
+    if isinstance(columns, dict):
+        return dict(columns)
+    return dict.fromkeys(columns, True)
+
+
+def _snake_case(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()

@@ -1,0 +1,195 @@
+"""Connection settings, secrets and retries shared by the OpenAI-compatible clients.
+
+An OpenAI-compatible endpoint (OpenAI, vLLM, SGLang, Ollama, llama.cpp, TGI, gateways, the
+simulator) is configuration: a `base_url` and a key. The `openai` SDK's own retries are turned off
+so that every 429/503 passes through `call_with_retries`, which backs off (honouring
+`Retry-After` / `retry-after-ms`) and turns the final failure into a `ModelRequestError` whose
+`transient` flag tells the orchestrator whether retrying the batch later can help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+import openai
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PrivateAttr, SecretStr
+
+from tasks._loop import PerLoop
+from tasks.errors import DistilflowUserError, ModelRequestError
+
+T = TypeVar("T")
+_log = logging.getLogger("distilflow.models")
+
+# Keys we send when the server needs none (vLLM, Ollama, the simulator); the SDK insists on one.
+_NO_KEY = "no-key-needed"
+_OPENAI_URL = "https://api.openai.com/v1"
+
+
+class OpenAICompatible(BaseModel):
+    """Fields and behaviour of a client for an OpenAI-compatible HTTP API."""
+
+    base_url_env: ClassVar[str] = "OPENAI_BASE_URL"
+    api_key_env: ClassVar[str] = "OPENAI_API_KEY"
+    default_base_url: ClassVar[str] = _OPENAI_URL
+
+    base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1.")
+    api_key: SecretStr | None = Field(
+        default=None, description="API key; prefer the environment variable, which is never serialized."
+    )
+    timeout: PositiveFloat = Field(default=120.0, description="Seconds before a request is abandoned.")
+    max_retries: NonNegativeInt = Field(default=6, description="Retries of a transient failure per request.")
+    retry_backoff: PositiveFloat = Field(default=0.5, description="First retry delay, doubled each time.")
+    retry_max_delay: PositiveFloat = Field(default=30.0, description="Longest wait between retries.")
+
+    _clients: PerLoop = PrivateAttr(default_factory=PerLoop)
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def resolved_base_url(self) -> str:
+        return (self.base_url or os.environ.get(self.base_url_env) or self.default_base_url).rstrip("/")
+
+    def _resolved_key(self) -> str:
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        key = os.environ.get(self.api_key_env)
+        if key:
+            return key
+        if self.resolved_base_url() == self.default_base_url.rstrip("/"):
+            raise DistilflowUserError(
+                f"{type(self).__name__} needs an API key for {self.default_base_url}: set "
+                f"{self.api_key_env} in the environment, or point `base_url` (or {self.base_url_env}) "
+                "at an OpenAI-compatible server that needs none."
+            )
+        return _NO_KEY
+
+    def check_settings(self) -> None:
+        """Raise now if the key or URL is missing, rather than at the first request."""
+        self._resolved_key()
+        url = self.resolved_base_url()
+        if not url.startswith(("http://", "https://")):
+            raise DistilflowUserError(
+                f"{type(self).__name__}: base_url {url!r} is not an http(s) URL; "
+                "use e.g. http://127.0.0.1:8000/v1."
+            )
+
+    def client(self) -> openai.AsyncOpenAI:
+        """The async client bound to the running event loop."""
+        return self._clients.get(
+            lambda: openai.AsyncOpenAI(
+                api_key=self._resolved_key(),
+                base_url=self.resolved_base_url(),
+                timeout=self.timeout,
+                max_retries=0,
+            )
+        )
+
+    def close_clients(self) -> None:
+        for loop, client in self._clients.items():
+            if loop.is_running() and not loop.is_closed():
+                try:
+                    asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=5)
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+        self._clients.clear()
+
+    # Secrets never travel with a pickled client: a worker reads its own environment.
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state = dict(state)
+        state["__dict__"] = {**state["__dict__"], "api_key": None}
+        state["__pydantic_private__"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # connection pools and loggers are rebuilt on the receiving side
+        defaults = {name: attr.get_default() for name, attr in self.__private_attributes__.items()}
+        object.__setattr__(self, "__pydantic_private__", defaults)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def call_with_retries(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
+        """Await `request()`, retrying transient failures with backoff and jitter."""
+        attempt = 0
+        while True:
+            try:
+                return await request()
+            # a body that is not JSON (a proxy's error page) surfaces as JSONDecodeError
+            except (openai.APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError) as e:
+                status, response = _status_of(e)
+                transient = status is None or _is_transient_status(status)
+                if not transient or attempt >= self.max_retries:
+                    raise self._request_error(what, e, status, transient) from e
+                delay = _retry_after(response) if response is not None else None
+                delay = self._backoff(attempt) if delay is None else delay
+            attempt += 1
+            _log.debug("%s: transient failure, retry %d in %.2fs", what, attempt, delay)
+            await asyncio.sleep(min(delay, self.retry_max_delay))
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.retry_max_delay, self.retry_backoff * 2**attempt)
+        return delay * (0.5 + random.random() / 2)
+
+    def _request_error(self, what: str, error: Exception, status: int | None, transient: bool) -> ModelRequestError:
+        where = self.resolved_base_url()
+        if status is None:
+            reason = f"{type(error).__name__}: {_server_message(error)}"
+            retried = f" after {self.max_retries} retries"
+            return ModelRequestError(f"{what} to {where} failed{retried}: {reason}", transient=True)
+        retried = f" after {self.max_retries} retries" if transient else ""
+        return ModelRequestError(
+            f"{what} to {where} failed with HTTP {status}{retried}: {_server_message(error)}",
+            status_code=status,
+            transient=transient,
+        )
+
+
+def _status_of(error: Exception) -> tuple[int | None, Any]:
+    """(HTTP status, response) of a failed request; status None for transport failures."""
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code, error.response
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code, error.response
+    return None, None
+
+
+def _is_transient_status(status: int) -> bool:
+    return status in (408, 409, 429) or status >= 500
+
+
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None) or {}
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _server_message(error: Exception) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return str(getattr(error, "message", None) or error)

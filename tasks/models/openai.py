@@ -1,0 +1,143 @@
+"""`OpenAILLM`: any OpenAI-compatible chat-completions endpoint."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Union
+
+from pydantic import Field, PrivateAttr
+
+from tasks.errors import DistilflowUserError, ModelRequestError
+from tasks.models._openai_compat import OpenAICompatible
+from tasks.models.base import AsyncLLM
+from tasks.typing import FormattedInput, GenerateOutput
+
+__all__ = ["OpenAILLM"]
+
+# How llama.cpp-style servers word their refusal of `n` > 1.
+_N_REJECTED = re.compile(r"\bn\b|choice", re.IGNORECASE)
+
+
+class OpenAILLM(OpenAICompatible, AsyncLLM):
+    """Chat completions from OpenAI or any server that speaks its API.
+
+    `num_generations` is sent as `n`; a server that refuses `n` (or answers fewer choices) is
+    asked one generation per request from then on. Token statistics are per generation: the
+    prompt's size, and that generation's share of the completion tokens the server reported.
+    """
+
+    model: str = Field(description="Model name sent to the server and written to rows.")
+
+    _n_supported: Union[bool, None] = PrivateAttr(default=None)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    def load(self) -> None:
+        super().load()
+        self.check_settings()
+
+    def unload(self) -> None:
+        self.close_clients()
+        super().unload()
+
+    async def agenerate(
+        self,
+        input: FormattedInput,
+        num_generations: int = 1,
+        max_new_tokens: Union[int, None] = 128,
+        temperature: Union[float, None] = None,
+        top_p: Union[float, None] = None,
+        frequency_penalty: Union[float, None] = None,
+        presence_penalty: Union[float, None] = None,
+        stop: Union[str, list[str], None] = None,
+        seed: Union[int, None] = None,
+        response_format: Union[dict[str, Any], None] = None,
+        extra_body: Union[dict[str, Any], None] = None,
+    ) -> GenerateOutput:
+        messages, structured = (input if isinstance(input, tuple) else (input, None))
+        if structured is not None and response_format is None:
+            response_format = _response_format(structured)
+        params = {
+            k: v
+            for k, v in {
+                "max_tokens": max_new_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+                "frequency_penalty": frequency_penalty,
+                "presence_penalty": presence_penalty,
+                "stop": stop,
+                "seed": seed,
+                "response_format": response_format,
+                "extra_body": extra_body,
+            }.items()
+            if v is not None
+        }
+        answers: list[tuple[Union[str, None], int, int]] = []  # (text, input tokens, output tokens)
+        if num_generations > 1 and self._n_supported is not False:
+            answers = await self._ask_with_n(messages, num_generations, params)
+        while len(answers) < num_generations:
+            answers.extend(await self._ask(messages, 1, params))
+        texts = [a[0] for a in answers]
+        output: GenerateOutput = {"generations": texts, "statistics": {}}
+        if all(a[1] is not None for a in answers):
+            output["statistics"] = {
+                "input_tokens": [a[1] for a in answers],
+                "output_tokens": [a[2] for a in answers],
+            }
+        return output
+
+    async def _ask_with_n(self, messages, n: int, params: dict) -> list:
+        try:
+            answers = await self._ask(messages, n, params)
+        except ModelRequestError as e:
+            if e.status_code == 400 and _N_REJECTED.search(str(e)):
+                self._n_supported = False
+                return []
+            raise
+        self._n_supported = len(answers) >= n
+        return answers[:n]
+
+    async def _ask(self, messages, n: int, params: dict) -> list:
+        client = self.client()
+        completion = await self.call_with_retries(
+            f"{type(self).__name__}(model={self.model!r}) chat request",
+            lambda: client.chat.completions.create(model=self.model, messages=messages, n=n, **params),
+        )
+        texts = [choice.message.content for choice in completion.choices]
+        usage = completion.usage
+        if usage is None:
+            return [(t, None, None) for t in texts]
+        shares = split_tokens(usage.completion_tokens or 0, texts)
+        return [(t, usage.prompt_tokens, s) for t, s in zip(texts, shares)]
+
+
+def split_tokens(total: int, texts: list[Union[str, None]]) -> list[int]:
+    """Share `total` completion tokens among `texts` by their word counts, summing to `total`.
+
+    A request with `n` choices reports one completion total; each generation gets its own
+    share (largest remainder), so per-row statistics add up to what the server billed.
+    """
+    if len(texts) == 1:
+        return [total]
+    weights = [len(t.split()) if t else 0 for t in texts]
+    if sum(weights) == 0:
+        weights = [1] * len(texts)
+    exact = [total * w / sum(weights) for w in weights]
+    shares = [int(x) for x in exact]
+    by_remainder = sorted(range(len(texts)), key=lambda i: exact[i] - shares[i], reverse=True)
+    for i in by_remainder[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def _response_format(structured: dict[str, Any]) -> dict[str, Any]:
+    schema = structured.get("schema")
+    if structured.get("format", "json") != "json":
+        raise DistilflowUserError(
+            f"Structured output format {structured.get('format')!r} is not supported; use 'json'."
+        )
+    if not schema:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": structured.get("name", "output"), "schema": schema}}

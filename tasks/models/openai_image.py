@@ -1,0 +1,81 @@
+"""`OpenAIImageGeneration`: `images.generate` on any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Union
+
+import httpx
+from pydantic import Field, PrivateAttr
+
+from tasks._loop import PerLoop
+from tasks.models._openai_compat import OpenAICompatible
+from tasks.models.base import AsyncImageGenerationModel
+from tasks.typing import ImageGenerateOutput
+
+__all__ = ["OpenAIImageGeneration"]
+
+
+class OpenAIImageGeneration(OpenAICompatible, AsyncImageGenerationModel):
+    """Images as base64 PNG/JPEG strings; URL answers are downloaded and encoded."""
+
+    model: str = Field(description="Image model name, e.g. 'dall-e-3' or 'gpt-image-1'.")
+
+    _downloads: PerLoop = PrivateAttr(default_factory=PerLoop)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    def load(self) -> None:
+        super().load()
+        self.check_settings()
+
+    def unload(self) -> None:
+        self.close_clients()
+        self._downloads.clear()
+        super().unload()
+
+    async def agenerate(
+        self,
+        input: str,
+        num_generations: int = 1,
+        size: Union[str, None] = None,
+        quality: Union[str, None] = None,
+        style: Union[str, None] = None,
+        response_format: Union[str, None] = None,
+    ) -> ImageGenerateOutput:
+        params = {
+            k: v
+            for k, v in {"size": size, "quality": quality, "style": style, "response_format": response_format}.items()
+            if v is not None
+        }
+        images = await self._images(input, num_generations, params)
+        # some models (dall-e-3) make one image per request whatever `n` says
+        while len(images) < num_generations:
+            images.extend(await self._images(input, 1, params))
+        return [{"images": [image]} for image in images[:num_generations]]
+
+    async def _images(self, prompt: str, n: int, params: dict[str, Any]) -> list[str]:
+        client = self.client()
+        what = f"{type(self).__name__}(model={self.model!r}) image request"
+        answer = await self.call_with_retries(
+            what, lambda: client.images.generate(model=self.model, prompt=prompt, n=n, **params)
+        )
+        images = []
+        for item in answer.data or []:
+            if item.b64_json:
+                images.append(item.b64_json)
+            elif item.url:
+                images.append(await self._download(what, item.url))
+        return images
+
+    async def _download(self, what: str, url: str) -> str:
+        http = self._downloads.get(lambda: httpx.AsyncClient(timeout=self.timeout))
+
+        async def fetch() -> bytes:
+            response = await http.get(url)
+            response.raise_for_status()
+            return response.content
+
+        return base64.b64encode(await self.call_with_retries(f"{what} (download)", fetch)).decode()

@@ -1,0 +1,136 @@
+"""Deterministic model doubles that ship with distilflow, for tests and `Task.print`.
+
+They send no request and need no key. Answers are either given (`responses`, cycled, or a
+function of the input and the generation index) or derived from the input, so the same input
+always gets the same answers. `calls` counts `generate`/`agenerate` calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import zlib
+from typing import Any, Callable, Union
+
+from pydantic import PrivateAttr
+
+from tasks.models.base import AsyncImageGenerationModel, AsyncLLM, LLM
+from tasks.typing import FormattedInput, GenerateOutput, ImageGenerateOutput
+
+__all__ = ["DummyAsyncLLM", "DummyImageGenerationModel", "DummyLLM"]
+
+Responses = Union[list[Union[str, None]], Callable[[Any, int], Union[str, None]], None]
+
+
+class _Counted:
+    @property
+    def calls(self) -> int:
+        """How many times the model was asked (one per `generate` or `agenerate` call)."""
+        return self._calls
+
+
+class _DummyText(_Counted):
+    def _answer(self, input: FormattedInput, num_generations: int) -> GenerateOutput:
+        texts = []
+        for i in range(num_generations):
+            if callable(self.responses):
+                texts.append(self.responses(input, i))
+            elif self.responses:
+                texts.append(self.responses[(self._served + i) % len(self.responses)])
+            else:
+                texts.append(f"output {i} for {_digest(input)}")
+        self._served += num_generations
+        output: GenerateOutput = {"generations": texts, "statistics": {}}
+        if self.report_statistics:
+            prompt_tokens = len(_prompt_text(input).split())
+            output["statistics"] = {
+                "input_tokens": [prompt_tokens] * num_generations,
+                "output_tokens": [len(t.split()) if t else 0 for t in texts],
+            }
+        return output
+
+
+class DummyLLM(_DummyText, LLM):
+    """A sync LLM double."""
+
+    model: str = "dummy-llm"
+    responses: Responses = None
+    report_statistics: bool = True
+    _served: int = PrivateAttr(default=0)
+    _calls: int = PrivateAttr(default=0)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    def generate(self, inputs: list[FormattedInput], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
+        self._calls += 1
+        return [self._answer(i, num_generations) for i in inputs]
+
+
+class DummyAsyncLLM(_DummyText, AsyncLLM):
+    """An async LLM double (exercises the sync adapter)."""
+
+    model: str = "dummy-async-llm"
+    responses: Responses = None
+    report_statistics: bool = True
+    _served: int = PrivateAttr(default=0)
+    _calls: int = PrivateAttr(default=0)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    async def agenerate(self, input: FormattedInput, num_generations: int = 1, **kwargs: Any) -> GenerateOutput:
+        self._calls += 1
+        return self._answer(input, num_generations)
+
+
+class DummyImageGenerationModel(_Counted, AsyncImageGenerationModel):
+    """An image model double: a small PNG per generation, its colour derived from the prompt."""
+
+    model: str = "dummy-image-model"
+    size: int = 8
+    _calls: int = PrivateAttr(default=0)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    async def agenerate(self, input: str, num_generations: int = 1, **kwargs: Any) -> ImageGenerateOutput:
+        self._calls += 1
+        return [{"images": [tiny_png(f"{input}:{i}", self.size)]} for i in range(num_generations)]
+
+
+def tiny_png(seed: str, size: int = 8) -> str:
+    """A base64 PNG of one colour derived from `seed`."""
+    r, g, b = hashlib.sha256(seed.encode()).digest()[:3]
+    raw = b"".join(b"\x00" + bytes((r, g, b)) * size for _ in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return base64.b64encode(png).decode()
+
+
+def _prompt_text(input: FormattedInput) -> str:
+    if isinstance(input, tuple):
+        input = input[0]
+    if isinstance(input, str):
+        return input
+    texts = []
+    for message in input:
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return " ".join(texts)
+
+
+def _digest(input: FormattedInput) -> str:
+    return hashlib.sha256(json.dumps(input, sort_keys=True, default=str).encode()).hexdigest()[:8]
