@@ -1,0 +1,117 @@
+"""Validated configuration of the simulator (latency, provider quirks, faults)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_IMAGE_SIDE = 512
+
+#: Fault kinds that answer 200 but with a broken or delayed payload.
+PAYLOAD_FAULTS = ("timeout", "malformed", "empty", "garbage")
+
+#: Probabilistic fault fields, in the order a single draw is compared against
+#: them; the order is part of the reproducibility contract for a fault_seed.
+FAULT_FRACTIONS: dict[str, int | str] = {
+    "rate_limit_fraction": 429,
+    "server_error_fraction": 500,
+    "unavailable_fraction": 503,
+    "timeout_fraction": "timeout",
+    "malformed_fraction": "malformed",
+    "empty_fraction": "empty",
+    "garbage_fraction": "garbage",
+}
+
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+
+
+def parse_image_size(size: str) -> tuple[int, int]:
+    """Parse "WxH"; raise ValueError if malformed or outside 1..MAX_IMAGE_SIDE."""
+    match = _SIZE_RE.match(size.strip())
+    if not match:
+        raise ValueError(f"size must look like 'WxH', got {size!r}")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+        raise ValueError(
+            f"size {size!r} is not supported: width and height must be between 1 and {MAX_IMAGE_SIDE}"
+        )
+    return width, height
+
+
+_Fraction = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class SimulatorConfig(BaseModel):
+    """Behaviour of the simulated provider. Every field has a harmless default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    latency: float = Field(default=0.0, ge=0.0)
+    latency_jitter: float = Field(default=0.0, ge=0.0)
+    models: list[str] | None = None
+    reject_n: bool = False
+    ignore_n: bool = False
+    rate_limit_fraction: float = _Fraction
+    retry_after: float = Field(default=0.05, ge=0.0)
+    server_error_fraction: float = _Fraction
+    unavailable_fraction: float = _Fraction
+    timeout_fraction: float = _Fraction
+    hang_seconds: float = Field(default=30.0, ge=0.0)
+    malformed_fraction: float = _Fraction
+    empty_fraction: float = _Fraction
+    garbage_fraction: float = _Fraction
+    fault_seed: int = 0
+    fault_script: list[int | str] = Field(default_factory=list)
+    image_size: str = "64x64"
+
+    @field_validator("models")
+    @classmethod
+    def _models_not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or any(not m for m in value)):
+            raise ValueError("models must be None or a non-empty list of non-empty names")
+        return value
+
+    @field_validator("fault_script", mode="before")
+    @classmethod
+    def _normalise_script(cls, value: Any) -> Any:
+        # CLI and JSON callers naturally write statuses as strings ("429").
+        if isinstance(value, (list, tuple)):
+            return [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in value]
+        return value
+
+    @field_validator("fault_script")
+    @classmethod
+    def _check_script(cls, value: list[int | str]) -> list[int | str]:
+        for entry in value:
+            if isinstance(entry, bool):
+                raise ValueError(f"invalid fault_script entry {entry!r}")
+            if isinstance(entry, int):
+                if entry != 200 and not 400 <= entry <= 599:
+                    raise ValueError(f"fault_script status {entry} must be 200 or in 400..599")
+            elif entry not in ("ok", *PAYLOAD_FAULTS):
+                raise ValueError(
+                    f"fault_script entry {entry!r} must be an HTTP status or one of "
+                    f"'ok', {', '.join(repr(k) for k in PAYLOAD_FAULTS)}"
+                )
+        return value
+
+    @field_validator("image_size")
+    @classmethod
+    def _check_image_size(cls, value: str) -> str:
+        parse_image_size(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> SimulatorConfig:
+        total = sum(getattr(self, name) for name in FAULT_FRACTIONS)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"fault fractions add up to {total:g}, which is more than 1")
+        if self.reject_n and self.ignore_n:
+            raise ValueError("reject_n and ignore_n are mutually exclusive")
+        return self
+
+    def updated(self, fields: dict[str, Any]) -> SimulatorConfig:
+        """A validated copy with ``fields`` replaced (model_copy would skip validation)."""
+        return type(self).model_validate({**self.model_dump(), **fields})

@@ -1,0 +1,81 @@
+"""OpenAI-style error responses, both for real validation errors and scripted faults."""
+
+from __future__ import annotations
+
+import math
+
+from starlette.responses import JSONResponse
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {...}}`` with the given status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {
+            "error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        }
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def missing_field(name: str) -> ApiError:
+    return ApiError(
+        400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+    )
+
+
+def invalid_field(name: str, detail: str) -> ApiError:
+    return ApiError(400, f"Invalid value for '{name}': {detail}", param=name, code="invalid_value")
+
+
+def retry_headers(retry_after: float) -> dict[str, str]:
+    # Retry-After only allows whole seconds; clients that know retry-after-ms
+    # (the openai SDK does) get the precise, usually much shorter, delay.
+    return {
+        "Retry-After": str(math.ceil(retry_after)),
+        "retry-after-ms": str(round(retry_after * 1000)),
+    }
+
+
+# status -> (message, type, code), modelled on what OpenAI answers.
+_SCRIPTED: dict[int, tuple[str, str, str | None]] = {
+    400: ("Bad request (simulated fault).", "invalid_request_error", None),
+    401: ("Incorrect API key provided (simulated fault).", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to access this resource (simulated fault).", "invalid_request_error", None),
+    404: ("The requested resource does not exist (simulated fault).", "invalid_request_error", None),
+    408: ("Request timed out (simulated fault).", "timeout", None),
+    409: ("Conflict (simulated fault).", "invalid_request_error", None),
+    422: ("Unprocessable request (simulated fault).", "invalid_request_error", None),
+    429: ("Rate limit reached for requests (simulated fault).", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request (simulated fault).", "server_error", None),
+    502: ("Bad gateway (simulated fault).", "server_error", None),
+    503: ("The server is overloaded or not ready yet (simulated fault).", "server_error", None),
+    504: ("Gateway timeout (simulated fault).", "server_error", None),
+}
+
+
+def scripted_error(status: int, retry_after: float) -> ApiError:
+    """The error a fault_script status or a fault fraction answers with."""
+    default_type = "server_error" if status >= 500 else "invalid_request_error"
+    message, type_, code = _SCRIPTED.get(status, (f"Simulated error {status}.", default_type, None))
+    headers = retry_headers(retry_after) if status in (429, 503) else None
+    return ApiError(status, message, code=code, type=type_, headers=headers)

@@ -1,0 +1,543 @@
+"""The OpenAI-compatible simulator, exercised through real HTTP with the openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import httpx
+import jsonschema
+import openai
+import pydantic
+import pytest
+
+from tasks.simulator import Simulator, SimulatorConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "sim-model"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture(autouse=True)
+def fresh(request):
+    """Every test starts from the default config and zeroed counters."""
+    if "sim" in request.fixturenames:
+        simulator = request.getfixturevalue("sim")
+        simulator.configure(**SimulatorConfig().model_dump())
+        simulator.reset()
+    yield
+
+
+@pytest.fixture(scope="module")
+def client(sim):
+    with openai.OpenAI(base_url=sim.base_url, api_key="sim", max_retries=0, timeout=10) as oai:
+        yield oai
+
+
+@pytest.fixture(scope="module")
+def http(sim):
+    with httpx.Client(base_url=sim.url, timeout=10) as plain:
+        yield plain
+
+
+def ask(client, text="Say something", **kwargs):
+    return client.chat.completions.create(
+        model=kwargs.pop("model", MODEL), messages=[{"role": "user", "content": text}], **kwargs
+    )
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def png_info(data: bytes) -> tuple[int, int, bytes]:
+    """Check the PNG structure and CRCs; return width, height and the raw scanlines."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, chunks = 8, {}
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        payload = data[position + 8 : position + 8 + length]
+        (crc,) = struct.unpack(">I", data[position + 8 + length : position + 12 + length])
+        assert crc == zlib.crc32(kind + payload) & 0xFFFFFFFF
+        chunks[kind] = payload
+        position += 12 + length
+    assert list(chunks)[0] == b"IHDR" and b"IEND" in chunks
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 2)
+    return width, height, zlib.decompress(chunks[b"IDAT"])
+
+
+# -- chat completions ------------------------------------------------------------
+
+
+def test_chat_n_choices_and_usage_add_up(sim, client, http):
+    messages = [
+        {"role": "system", "content": "You are a terse assistant."},  # 5 words
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Describe  the\nimage below"},  # 4 words
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "text", "text": "in detail"},  # 2 words
+            ],
+        },
+    ]
+    response = client.chat.completions.create(model=MODEL, messages=messages, n=3, temperature=1.3)
+
+    assert response.object == "chat.completion"
+    assert response.model == MODEL
+    assert response.created == 1_700_000_000
+    assert [c.index for c in response.choices] == [0, 1, 2]
+    counts = [words(c.message.content) for c in response.choices]
+    for choice, count in zip(response.choices, counts):
+        assert choice.message.role == "assistant"
+        assert choice.finish_reason == "stop"
+        assert 3 <= count <= 40
+    assert response.usage.prompt_tokens == 11
+    assert response.usage.completion_tokens == sum(counts)
+    assert response.usage.total_tokens == 11 + sum(counts)
+    expected = {
+        "requests": 1,
+        "by_endpoint": {"chat.completions": 1, "completions": 0, "images.generations": 0},
+        "by_status": {"200": 1},
+        "choices": 3,
+        "prompt_tokens": 11,
+        "completion_tokens": sum(counts),
+    }
+    assert sim.stats() == expected
+    assert http.get("/_sim/stats").json() == expected
+
+
+def test_answers_are_deterministic(client, http):
+    first = ask(client, "What is distillation?", n=4)
+    second = ask(client, "What is distillation?", n=4)
+    contents = [c.message.content for c in first.choices]
+    assert contents == [c.message.content for c in second.choices]
+    assert len(set(contents)) == 4  # each choice index has its own text
+    assert ask(client, "What is distillation?", seed=1).choices[0].message.content != contents[0]
+    assert ask(client, "What is distillation?", model="other").choices[0].message.content != contents[0]
+
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "bytes"}], "n": 2}
+    raw = [http.post("/v1/chat/completions", json=body) for _ in range(2)]
+    assert raw[0].status_code == 200 and raw[0].content == raw[1].content
+
+
+def test_max_tokens_truncates_words_and_sets_finish_reason(client):
+    full = ask(client, "Long answer please", n=3)
+    cut = ask(client, "Long answer please", n=3, max_tokens=2)
+    for whole, short in zip(full.choices, cut.choices):
+        assert words(short.message.content) == 2  # every answer has at least 3 words
+        assert short.finish_reason == "length"
+        assert whole.message.content.startswith(short.message.content)
+    assert cut.usage.completion_tokens == 6
+
+    one = ask(client, "Long answer please", max_completion_tokens=1)
+    assert words(one.choices[0].message.content) == 1 and one.choices[0].finish_reason == "length"
+    roomy = ask(client, "Long answer please", max_tokens=40)
+    assert roomy.choices[0].finish_reason == "stop"
+    assert roomy.choices[0].message.content == full.choices[0].message.content
+
+
+def test_reject_n_and_ignore_n(sim, client):
+    sim.configure(reject_n=True)
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(client, n=2)
+    assert caught.value.status_code == 400
+    assert caught.value.body["message"] == "Only one completion choice is allowed: n must be 1"
+    assert len(ask(client, n=1).choices) == 1
+
+    sim.configure(reject_n=False, ignore_n=True)
+    response = ask(client, n=5)
+    assert len(response.choices) == 1
+    assert response.usage.completion_tokens == words(response.choices[0].message.content)
+
+
+def test_fault_script_429_500_then_success(sim, client):
+    sim.configure(fault_script=[429, 500, "ok"], retry_after=0.25)
+    with pytest.raises(openai.RateLimitError) as limited:
+        ask(client)
+    assert limited.value.response.headers["retry-after"] == "1"
+    assert limited.value.response.headers["retry-after-ms"] == "250"
+    assert limited.value.body["code"] == "rate_limit_exceeded"
+    with pytest.raises(openai.InternalServerError):
+        ask(client)
+    assert len(ask(client).choices) == 1
+    stats = sim.stats()
+    assert stats["requests"] == 3
+    assert stats["by_endpoint"]["chat.completions"] == 3
+    assert stats["by_status"] == {"200": 1, "429": 1, "500": 1}
+    assert stats["choices"] == 1
+
+
+def test_retrying_client_gets_through_429_and_503(sim):
+    sim.configure(fault_script=[429, 503])
+    with openai.OpenAI(base_url=sim.base_url, api_key="sim", max_retries=2) as retrying:
+        started = time.perf_counter()
+        assert len(ask(retrying).choices) == 1
+        assert time.perf_counter() - started < 2  # honours retry-after-ms (50 ms)
+    assert sim.stats()["by_status"] == {"200": 1, "429": 1, "503": 1}
+
+
+def test_fault_fractions_are_reproducible(sim, http):
+    sim.configure(rate_limit_fraction=0.3, server_error_fraction=0.2, fault_seed=7)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+
+    def run() -> list[int]:
+        return [http.post("/v1/chat/completions", json=body).status_code for _ in range(30)]
+
+    statuses = run()
+    draws = random.Random(7)
+    expected = []
+    for _ in range(30):
+        draw = draws.random()
+        expected.append(429 if draw < 0.3 else 500 if draw < 0.5 else 200)
+    assert statuses == expected
+    assert {429, 500, 200} <= set(statuses)
+    sim.reset()
+    assert run() == statuses
+    assert sim.stats()["by_status"] == {str(s): statuses.count(s) for s in (200, 429, 500)}
+
+
+def test_model_restriction_and_model_list(sim, client, http):
+    assert [m.id for m in client.models.list()] == ["distilflow-sim"]
+    sim.configure(models=["alpha", "beta"])
+    listing = http.get("/v1/models").json()
+    assert listing == {
+        "object": "list",
+        "data": [
+            {"id": "alpha", "object": "model", "owned_by": "distilflow-simulator", "created": 0},
+            {"id": "beta", "object": "model", "owned_by": "distilflow-simulator", "created": 0},
+        ],
+    }
+    assert ask(client, model="beta").model == "beta"
+    with pytest.raises(openai.NotFoundError) as caught:
+        ask(client, model="gamma")
+    assert caught.value.body == {
+        "message": "The model 'gamma' does not exist",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    assert sim.stats()["requests"] == 2  # /v1/models is not a model request
+
+
+def test_json_object_mode(client):
+    response = ask(client, "Give JSON", n=2, response_format={"type": "json_object"})
+    plain = ask(client, "Give JSON", n=2)
+    for choice, text_choice in zip(response.choices, plain.choices):
+        assert json.loads(choice.message.content) == {"response": text_choice.message.content}
+    assert response.usage.completion_tokens == sum(words(c.message.content) for c in response.choices)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "scores": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1, "maximum": 5},
+            "minItems": 3,
+            "maxItems": 3,
+        },
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "verdict": {"enum": ["good", "bad"]},
+        "ok": {"type": "boolean"},
+        "ratio": {"type": "number", "minimum": 0, "maximum": 1},
+        "note": {"anyOf": [{"type": "string", "maxLength": 10}, {"type": "null"}]},
+        "author": {"$ref": "#/$defs/Person"},
+        "kind": {"const": "review"},
+    },
+    "required": ["scores", "tags", "verdict", "ok", "ratio", "note", "author", "kind"],
+    "additionalProperties": False,
+    "$defs": {
+        "Person": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "minLength": 3},
+                "age": {"type": "integer", "minimum": 18, "maximum": 99},
+            },
+            "required": ["name", "age"],
+        }
+    },
+}
+
+
+def test_json_schema_mode_respects_the_schema(client):
+    response_format = {"type": "json_schema", "json_schema": {"name": "review", "schema": SCHEMA}}
+    response = ask(client, "Review it", n=8, response_format=response_format)
+    for choice in response.choices:
+        document = json.loads(choice.message.content)
+        jsonschema.validate(document, SCHEMA)
+        assert set(document) == set(SCHEMA["properties"])
+        assert len(document["scores"]) == 3 and all(1 <= s <= 5 for s in document["scores"])
+        assert 1 <= len(document["tags"]) <= 3 and all(isinstance(t, str) and t for t in document["tags"])
+        assert 18 <= document["author"]["age"] <= 99
+    assert len({c.message.content for c in response.choices}) > 1
+    again = ask(client, "Review it", n=8, response_format=response_format)
+    assert [c.message.content for c in again.choices] == [c.message.content for c in response.choices]
+
+
+def test_structured_output_parse_with_pydantic(client):
+    class Review(pydantic.BaseModel):
+        title: str
+        stars: int = pydantic.Field(ge=1, le=5)
+        tags: list[str]
+        summary: str | None
+
+    parsed = client.chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": "Review"}], response_format=Review
+    )
+    review = parsed.choices[0].message.parsed
+    assert isinstance(review, Review) and 1 <= review.stars <= 5 and review.tags
+
+
+def test_malformed_empty_and_garbage_faults(sim, client, http):
+    sim.configure(fault_script=["malformed", "malformed", "empty", "garbage", "garbage"])
+    broken = ask(client, "JSON please", response_format={"type": "json_object"})
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(broken.choices[0].message.content)
+    assert broken.choices[0].message.content.startswith('{"response": ')
+
+    text = ask(client, "text please")
+    assert text.choices[0].message.content == "<<malformed>>"
+    assert text.usage.completion_tokens == 1
+
+    empty = ask(client, "one two three", n=2)
+    assert [c.message.content for c in empty.choices] == ["", ""]
+    assert (empty.usage.prompt_tokens, empty.usage.completion_tokens) == (3, 0)
+
+    garbage = http.post("/v1/chat/completions", json={"model": MODEL, "messages": []})
+    assert garbage.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        garbage.json()
+    with pytest.raises(ValueError):  # the client cannot decode the body either
+        ask(client)
+    assert ask(client).choices[0].message.content  # script exhausted: normal again
+    assert sim.stats()["by_status"] == {"200": 6}
+
+
+def test_timeout_fault_hangs_until_the_client_gives_up(sim):
+    sim.configure(fault_script=["timeout"])
+    with openai.OpenAI(base_url=sim.base_url, api_key="sim", max_retries=0, timeout=0.3) as impatient:
+        started = time.perf_counter()
+        with pytest.raises(openai.APITimeoutError):
+            ask(impatient)
+        assert time.perf_counter() - started < 2
+        assert len(ask(impatient).choices) == 1
+    deadline = time.monotonic() + 3
+    while sim.stats()["by_status"].get("499") != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sim.stats()["by_status"] == {"200": 1, "499": 1}
+
+
+def test_invalid_requests_name_the_field(http):
+    def error(body, path="/v1/chat/completions", **kwargs):
+        response = http.post(path, **({"content": body} if isinstance(body, bytes) else {"json": body}), **kwargs)
+        assert response.status_code == 400
+        return response.json()["error"]
+
+    assert error(b"{not json")["code"] == "invalid_json"
+    assert error({"model": MODEL})["param"] == "messages"
+    assert "'messages'" in error({"model": MODEL})["message"]
+    assert error({"messages": [{"role": "user", "content": "x"}]})["param"] == "model"
+    assert error({"model": MODEL}, "/v1/completions")["param"] == "prompt"
+    streaming = error({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": True})
+    assert streaming["message"] == "streaming is not supported by the simulator"
+    assert error({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "n": 0})["param"] == "n"
+    assert error({"prompt": "cat", "size": "1024x1024"}, "/v1/images/generations")["param"] == "size"
+    ok = http.post("/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "x"}], "extra": 1})
+    assert ok.status_code == 200  # unknown fields are ignored
+
+
+# -- completions and images ------------------------------------------------------
+
+
+def test_text_completions(client):
+    response = client.completions.create(model=MODEL, prompt=["one two three", "four five"], n=2)
+    assert response.object == "text_completion"
+    assert [c.index for c in response.choices] == [0, 1, 2, 3]
+    assert all(3 <= words(c.text) <= 40 for c in response.choices)
+    assert response.usage.prompt_tokens == 5
+    assert response.usage.completion_tokens == sum(words(c.text) for c in response.choices)
+    single = client.completions.create(model=MODEL, prompt="four five")
+    assert single.choices[0].text == response.choices[2].text
+    short = client.completions.create(model=MODEL, prompt="four five", max_tokens=2)
+    assert words(short.choices[0].text) == 2 and short.choices[0].finish_reason == "length"
+
+
+def test_images_b64_and_url(sim, client, http):
+    response = client.images.generate(model="img", prompt="a red fox", n=2, size="32x16")
+    assert len(response.data) == 2
+    pngs = [base64.b64decode(item.b64_json) for item in response.data]
+    for png in pngs:
+        width, height, scanlines = png_info(png)
+        assert (width, height) == (32, 16)
+        assert len(scanlines) == 16 * (1 + 32 * 3)
+    assert pngs[0] != pngs[1]
+
+    default = client.images.generate(prompt="a red fox")
+    assert png_info(base64.b64decode(default.data[0].b64_json))[:2] == (64, 64)
+
+    by_url = client.images.generate(prompt="a red fox", size="32x16", response_format="url")
+    assert by_url.data[0].url.startswith(f"{sim.url}/_sim/images/")
+    served = http.get(by_url.data[0].url)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.content == pngs[0]
+
+    with pytest.raises(openai.BadRequestError):
+        client.images.generate(prompt="too big", size="1024x1024")
+    stats = sim.stats()
+    assert stats["by_endpoint"]["images.generations"] == 4
+    assert stats["by_status"] == {"200": 3, "400": 1}
+
+
+# -- admin endpoints and lifecycle -----------------------------------------------
+
+
+def test_admin_config_and_reset_over_http(sim, client, http):
+    assert http.get("/_sim/config").json() == SimulatorConfig().model_dump()
+    bad = http.post("/_sim/config", json={"latency": -1})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["latency"]
+    assert http.post("/_sim/config", json={"no_such_field": 1}).status_code == 422
+    assert http.post("/_sim/config", json={"rate_limit_fraction": 0.7, "empty_fraction": 0.7}).status_code == 422
+
+    updated = http.post("/_sim/config", json={"reject_n": True, "fault_script": ["503"]})
+    assert updated.status_code == 200 and updated.json()["fault_script"] == [503]
+    assert sim.config.reject_n is True
+    with pytest.raises(openai.InternalServerError):  # 503 from the script
+        ask(client)
+    with pytest.raises(openai.BadRequestError):
+        ask(client, n=2)
+    assert http.get("/_sim/stats").json()["requests"] == 2
+
+    reset = http.post("/_sim/reset")
+    assert reset.status_code == 200
+    assert http.get("/_sim/stats").json() == {
+        "requests": 0,
+        "by_endpoint": {"chat.completions": 0, "completions": 0, "images.generations": 0},
+        "by_status": {},
+        "choices": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+    }
+    with pytest.raises(pydantic.ValidationError):
+        sim.configure(timeout_fraction=2)
+
+
+def test_configure_latency_at_runtime(sim, client):
+    sim.configure(latency=0.15)
+    started = time.perf_counter()
+    ask(client)
+    assert time.perf_counter() - started >= 0.15
+
+
+def test_concurrent_requests_with_latency(sim):
+    sim.configure(latency=0.2)
+
+    async def burst() -> list:
+        async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="sim", max_retries=0) as aclient:
+            return await asyncio.gather(*(ask_async(aclient, i) for i in range(500)))
+
+    async def ask_async(aclient, i):
+        return await aclient.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"question {i}"}]
+        )
+
+    started = time.perf_counter()
+    responses = asyncio.run(burst())
+    elapsed = time.perf_counter() - started
+    assert 0.2 <= elapsed < 5
+    assert len(responses) == 500 and all(len(r.choices) == 1 for r in responses)
+    assert sim.stats()["requests"] == 500 and sim.stats()["by_status"] == {"200": 500}
+
+
+def sim_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("distilflow-simulator")]
+
+
+def test_stop_is_fast_with_requests_in_flight():
+    before = len(sim_threads())
+    started = time.perf_counter()
+    simulator = Simulator(fault_script=["timeout"] * 3, hang_seconds=30).start()
+    assert time.perf_counter() - started < 1
+    answers: list[str] = []
+
+    def call() -> None:
+        with openai.OpenAI(base_url=simulator.base_url, api_key="sim", max_retries=0) as oai:
+            answers.append(ask(oai).choices[0].message.content)
+
+    callers = [threading.Thread(target=call) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    deadline = time.monotonic() + 3
+    while simulator.stats()["requests"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.perf_counter()
+    simulator.stop()
+    assert time.perf_counter() - started < 2
+    for caller in callers:
+        caller.join(5)
+    assert len(answers) == 3 and all(answers)  # hangs were cut short, not dropped
+    assert len(sim_threads()) == before
+
+
+async def test_usable_inside_a_running_event_loop():
+    async with Simulator(models=["m"]) as simulator:
+        async with openai.AsyncOpenAI(base_url=simulator.base_url, api_key="sim", max_retries=0) as aclient:
+            response = await aclient.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}]
+            )
+    assert response.choices[0].message.content
+
+
+def test_refuses_non_loopback_host():
+    with pytest.raises(ValueError):
+        Simulator(host="0.0.0.0")
+
+
+# -- command line ----------------------------------------------------------------
+
+
+def test_cli_serves_and_exits_on_sigterm():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "tasks.simulator", "--port", "0", "--models", "cli-a,cli-b", "--fault-script", "429,ok"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline().strip()
+        assert line.startswith("distilflow simulator listening on http://127.0.0.1:")
+        base_url = line.rsplit(" ", 1)[1]
+        assert base_url.endswith("/v1")
+        with openai.OpenAI(base_url=base_url, api_key="sim", max_retries=0) as oai:
+            with pytest.raises(openai.RateLimitError):
+                ask(oai, model="cli-a")
+            assert ask(oai, model="cli-b").model == "cli-b"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "tasks.simulator", "--host", "0.0.0.0", "--port", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=20,
+    )
+    assert refused.returncode == 2 and "non-loopback" in refused.stderr
