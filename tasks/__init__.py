@@ -11,18 +11,24 @@
 from tasks.base import DISTILABEL_METADATA_KEY, ImageTask, Task
 from tasks.decorator import task
 from tasks.errors import DistilflowError, DistilflowUserError, ModelRequestError
+from tasks.evol_instruct import EvolInstruct
 from tasks.image_generation import ImageGeneration
 from tasks.text_generation import ChatGeneration, TextGeneration
+from tasks.text_generation_with_image import TextGenerationWithImage
+from tasks.ultrafeedback import UltraFeedback
 
 __all__ = [
     "DISTILABEL_METADATA_KEY",
     "ChatGeneration",
     "DistilflowError",
     "DistilflowUserError",
+    "EvolInstruct",
     "ImageGeneration",
     "ImageTask",
     "ModelRequestError",
     "Task",
     "TextGeneration",
+    "TextGenerationWithImage",
+    "UltraFeedback",
     "task",
 ]
