@@ -1,0 +1,76 @@
+"""Preference data: instruction -> TextGeneration (n answers, grouped) -> UltraFeedback ratings.
+
+    python flows/preference_dataset.py
+    python flows/preference_dataset.py --num-generations 3 --aspect helpfulness --output out/prefs.parquet
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, Union
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows._common import (  # noqa: E402
+    DATA, ModelSettings, RunSettings, cli, dry_run_rows, finish, generation_kwargs, load_rows,
+    model_endpoint, print_rows,
+)
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.states import Completed  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from tasks import TextGeneration, UltraFeedback  # noqa: E402
+from tasks.models import OpenAILLM  # noqa: E402
+from tasks.runner import run_tasks  # noqa: E402
+
+
+class PreferenceDatasetParams(BaseModel):
+    """Answer each instruction several times and have a judge rate the answers."""
+
+    input: str = Field(default=str(DATA / "instructions.jsonl"), description="JSONL or Parquet file with an `instruction` column.")
+    output: str = Field(default="output/preference_dataset.jsonl", description="Where the rated rows go.")
+    limit: Union[int, None] = Field(default=None, ge=1, description="Use only the first N input rows.")
+    generator: ModelSettings = Field(default_factory=ModelSettings, description="The model that answers.")
+    judge: ModelSettings = Field(default_factory=ModelSettings, description="The model that rates the answers.")
+    num_generations: int = Field(default=2, ge=2, le=8, description="Answers per instruction to compare.")
+    aspect: Literal["overall-rating", "helpfulness", "honesty", "instruction-following", "truthfulness"] = Field(
+        default="overall-rating", description="What the judge rates."
+    )
+    run: RunSettings = Field(default_factory=RunSettings)
+    dry_run: bool = Field(default=False, description="Run one small batch without the cache and print the rows.")
+
+
+@flow(name="preference-dataset", task_runner=ThreadPoolTaskRunner(max_workers=16))
+def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams()):
+    logger = get_run_logger()
+    rows = load_rows(params.input, params.limit)
+    with model_endpoint(params.generator, logger) as gen_endpoint, model_endpoint(params.judge, logger) as judge_endpoint:
+        generate = TextGeneration(
+            name="generate",
+            llm=OpenAILLM(**gen_endpoint, generation_kwargs=generation_kwargs(params.generator),
+                          max_concurrent_requests=params.generator.max_concurrent_requests),
+            num_generations=params.num_generations, group_generations=True,
+            input_batch_size=params.run.batch_size,
+            output_mappings={"model_name": "generation_model"},
+        )
+        judge = UltraFeedback(
+            name="judge",
+            llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
+                          max_concurrent_requests=params.judge.max_concurrent_requests),
+            aspect=params.aspect,
+            input_mappings={"generations": "generation"},
+            output_mappings={"model_name": "judge_model"},
+        )
+        if params.dry_run:
+            result = run_tasks([generate, judge], dry_run_rows(rows, params.run.batch_size),
+                               params.run.options(cache=False, artifacts=False))
+            print_rows(result.rows)
+            return Completed(message=f"dry run: {result.summary_line()}")
+        result = run_tasks([generate, judge], rows, params.run.options())
+    return finish(result, params.output, logger, "preference-dataset")
+
+
+if __name__ == "__main__":
+    preference_dataset(cli(PreferenceDatasetParams))

@@ -1,0 +1,69 @@
+"""The main job: instructions -> TextGeneration -> rows.
+
+    python flows/text_generation.py                      # the example instructions, simulator if no key
+    python flows/text_generation.py --input my.parquet --output out/rows.jsonl --num-generations 2
+    python flows/text_generation.py --dry-run            # one small batch, no cache, rows printed
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Union
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python flows/x.py` from a checkout
+
+from flows._common import (  # noqa: E402  (sets Prefect's environment before Prefect loads)
+    DATA, ModelSettings, RunSettings, cli, dry_run_rows, finish, generation_kwargs, load_rows,
+    model_endpoint, print_rows,
+)
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.states import Completed  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from tasks import TextGeneration  # noqa: E402
+from tasks.models import OpenAILLM  # noqa: E402
+from tasks.runner import run_tasks  # noqa: E402
+
+
+class TextGenerationParams(BaseModel):
+    """Generate answers for a file of instructions."""
+
+    input: str = Field(default=str(DATA / "instructions.jsonl"), description="JSONL or Parquet file with the instructions.")
+    output: str = Field(default="output/text_generation.jsonl", description="Where the rows go (.jsonl or .parquet).")
+    limit: Union[int, None] = Field(default=None, ge=1, description="Use only the first N input rows.")
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    system_prompt: Union[str, None] = Field(default=None, description="System prompt for every request.")
+    template: str = Field(default="{{ instruction }}", description="jinja2 template of the user message.")
+    columns: list[str] = Field(default=["instruction"], min_length=1, description="Input columns the template uses.")
+    num_generations: int = Field(default=1, ge=1, le=16, description="Answers per instruction.")
+    group_generations: bool = Field(default=False, description="One row per instruction with a list of answers.")
+    run: RunSettings = Field(default_factory=RunSettings)
+    dry_run: bool = Field(default=False, description="Run one small batch without the cache and print the rows.")
+
+
+@flow(name="text-generation", task_runner=ThreadPoolTaskRunner(max_workers=16))
+def text_generation(params: TextGenerationParams = TextGenerationParams()):
+    logger = get_run_logger()
+    rows = load_rows(params.input, params.limit)
+    with model_endpoint(params.model, logger) as endpoint:
+        llm = OpenAILLM(
+            **endpoint, generation_kwargs=generation_kwargs(params.model),
+            max_concurrent_requests=params.model.max_concurrent_requests,
+        )
+        task = TextGeneration(
+            llm=llm, system_prompt=params.system_prompt, template=params.template, columns=params.columns,
+            num_generations=params.num_generations, group_generations=params.group_generations,
+            input_batch_size=params.run.batch_size,
+        )
+        if params.dry_run:
+            result = run_tasks(task, dry_run_rows(rows, params.run.batch_size), params.run.options(cache=False, artifacts=False))
+            print_rows(result.rows)
+            return Completed(message=f"dry run: {result.summary_line()}")
+        result = run_tasks(task, rows, params.run.options())
+    return finish(result, params.output, logger, "text-generation")
+
+
+if __name__ == "__main__":
+    text_generation(cli(TextGenerationParams))

@@ -1,0 +1,18 @@
+"""Tasks on Prefect: each batch of each step is a task run with retries and result caching.
+
+    from prefect import flow
+    from tasks.runner import run_tasks
+
+    @flow
+    def generate(rows):
+        result = run_tasks([TextGeneration(llm=...), UltraFeedback(llm=...)], rows)
+        return result.final_state(data=result.rows)
+"""
+
+from tasks.runner.batch import FALLBACK_STATE_NAME
+from tasks.runner.cache import StepCachePolicy, step_identity
+from tasks.runner.options import RunOptions
+from tasks.runner.pipeline import RunResult, run_tasks
+from tasks.runner.report import StepSummary
+
+__all__ = ["FALLBACK_STATE_NAME", "RunOptions", "RunResult", "StepCachePolicy", "StepSummary", "run_tasks", "step_identity"]

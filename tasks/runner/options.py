@@ -1,0 +1,47 @@
+"""Settings of a run: concurrency, retries, caching, reporting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+
+__all__ = ["DEFAULT_RESULT_STORAGE", "RunOptions"]
+
+DEFAULT_RESULT_STORAGE = ".distilflow/results"
+
+
+class RunOptions(BaseModel):
+    """How `run_tasks` runs a chain of tasks as Prefect task runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent_batches: PositiveInt = Field(
+        default=4, description="Batches in flight at once (Prefect's default thread pool has no limit)."
+    )
+    retries: NonNegativeInt = Field(default=3, description="Prefect retries of a batch after a transient failure.")
+    retry_delay_seconds: NonNegativeFloat = Field(default=2.0, description="First batch retry delay, doubled each time.")
+    retry_jitter_factor: NonNegativeFloat = Field(default=0.5, description="Random spread of the retry delays.")
+    cache: bool = Field(default=True, description="Persist batch results and answer repeated batches from them.")
+    refresh_cache: bool = Field(default=False, description="Regenerate every batch and overwrite the cache.")
+    cache_version: str = Field(default="1", description="Bump to invalidate every cached batch of these steps.")
+    result_storage: Union[str, None] = Field(
+        default=None,
+        description="Directory of cached batch results; default $DISTILFLOW_RESULTS or ./.distilflow/results.",
+    )
+    fail_fast: bool = Field(
+        default=True,
+        description="After a batch fails with a non-transient error (400, 404, auth), start no new batches.",
+    )
+    progress: Union[bool, None] = Field(default=None, description="Show a progress bar; default: when on a terminal.")
+    artifacts: bool = Field(default=True, description="Create summary, fallback and progress artifacts.")
+    artifact_prefix: Union[str, None] = Field(default=None, description="Artifact key prefix; default: the flow name.")
+    max_fallback_rows_shown: PositiveInt = Field(default=50, description="Rows in the fallback artifact at most.")
+
+    def resolved_result_storage(self) -> str:
+        location = self.result_storage or os.environ.get("DISTILFLOW_RESULTS") or DEFAULT_RESULT_STORAGE
+        if "://" not in location:
+            location = str(Path(location).expanduser().resolve())
+        return location

@@ -1,0 +1,112 @@
+"""What a run shows while and after it runs: a rich progress bar locally, Prefect artifacts.
+
+Artifacts (keys from the flow name, or `artifact_prefix`):
+* `<prefix>-progress`: a progress artifact updated as batches finish;
+* `<prefix>-summary`: one table row per step (batches, cache hits, failures, rows, shape,
+  fallbacks, tokens);
+* `<prefix>-fallbacks`: the first rows that kept raw output, with their reasons (capped).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tasks.runner.report import artifact_key
+
+_log = logging.getLogger("distilflow.runner")
+
+
+class RunReporter:
+    def __init__(self, steps, summaries, options, *, in_flow: bool) -> None:
+        self.summaries = summaries
+        self.options = options
+        self.in_flow = in_flow
+        self.total = sum(s.batches for s in summaries)
+        self.done = 0
+        self._bar: Progress | None = None
+        self._progress_id: Any = None
+        self._last_reported = 0.0
+        self.prefix = options.artifact_prefix or _flow_name() or "distilflow"
+
+    def __enter__(self) -> RunReporter:
+        show = self.options.progress if self.options.progress is not None else sys.stderr.isatty()
+        if show and self.total > 1:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                transient=False,
+            )
+            self._bar.start()
+            self._bar_task = self._bar.add_task(" -> ".join(s.step for s in self.summaries), total=self.total)
+        if self.in_flow and self.options.artifacts:
+            from prefect.artifacts import create_progress_artifact
+
+            self._progress_id = create_progress_artifact(
+                progress=0.0, key=artifact_key(self.prefix, "progress"),
+                description=f"Batches done of {self.total} ({' -> '.join(s.step for s in self.summaries)})",
+            )
+        return self
+
+    def batch_done(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(self._bar_task, completed=self.done)
+        if self._progress_id is not None:
+            percent = 100.0 * self.done / max(1, self.total)
+            if percent - self._last_reported >= 1.0 or self.done == self.total:
+                from prefect.artifacts import update_progress_artifact
+
+                update_progress_artifact(artifact_id=self._progress_id, progress=percent)
+                self._last_reported = percent
+
+    def finish(self, result) -> None:
+        if self._progress_id is not None and self.done < self.total:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(artifact_id=self._progress_id, progress=100.0 * self.done / max(1, self.total))
+        logger = _run_logger()
+        logger.info("distilflow: %s", result.summary_line())
+        for label, error in result.errors.items():
+            logger.error("distilflow: batch %s failed: %s", label, error)
+        if not (self.in_flow and self.options.artifacts):
+            return
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        create_table_artifact(
+            table=[s.table_row() for s in self.summaries],
+            key=artifact_key(self.prefix, "summary"),
+            description=f"distilflow steps: {result.summary_line()}",
+        )
+        examples = [{"step": s.step, **e, "input": str(e["input"])} for s in self.summaries for e in s.fallback_examples]
+        examples = examples[: self.options.max_fallback_rows_shown]
+        if examples:
+            create_table_artifact(
+                table=examples, key=artifact_key(self.prefix, "fallbacks"),
+                description=f"Rows that kept raw output ({result.fallbacks} in all; first {len(examples)} shown)",
+            )
+        if result.errors:
+            lines = "\n".join(f"- `{label}`: {error}" for label, error in result.errors.items())
+            create_markdown_artifact(markdown=f"## Failed batches\n\n{lines}\n", key=artifact_key(self.prefix, "failures"))
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _flow_name() -> str | None:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return ctx.flow.name if ctx is not None and ctx.flow is not None else None
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a run: the module logger
+        return _log

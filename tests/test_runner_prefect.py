@@ -1,0 +1,266 @@
+"""Tasks as Prefect task runs, against a real Prefect API and the simulator over HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.settings import PREFECT_API_URL
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks import Task, TextGeneration, UltraFeedback
+from tasks.models import OpenAILLM
+from tasks.runner import RunOptions, run_tasks
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+FAST = {"retry_backoff": 0.01, "retry_max_delay": 0.05}
+
+
+def llm(sim, **kwargs) -> OpenAILLM:
+    return OpenAILLM(model=kwargs.pop("model", "sim"), base_url=sim.base_url, **{**FAST, **kwargs})
+
+
+def rows(n: int, prefix: str = "q") -> list[dict[str, Any]]:
+    return [{"instruction": f"{prefix} {i}"} for i in range(n)]
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=8))
+def generate(tasks, input_rows, options: RunOptions):
+    result = run_tasks(tasks, input_rows, options)
+    return result.final_state(data=result)
+
+
+def run(tasks, input_rows, tmp_path, **options):
+    options.setdefault("result_storage", str(tmp_path / "results"))
+    options.setdefault("retry_delay_seconds", 0)
+    options.setdefault("artifact_prefix", "test")
+    state = generate(tasks, input_rows, RunOptions(**options), return_state=True)
+    return state, state.result(raise_on_failure=False)
+
+
+def task_runs(flow_run_id, expected: int, timeout: float = 15.0) -> dict[str, Any]:
+    """Task runs of a flow run by name, once all `expected` of them reached a final state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+                limit=200,
+            )
+        final = [r for r in runs if r.state and r.state.is_final()]
+        if len(final) >= expected or time.monotonic() > deadline:
+            return {r.name: r for r in runs}
+        time.sleep(0.2)
+
+
+def artifacts(flow_run_id, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The latest artifact of each key, if the given flow run made it.
+
+    (This Prefect build's /artifacts/filter drops artifacts without a task run when the client
+    sends its empty sub-filters, so artifacts are read by key.)
+    """
+    api = PREFECT_API_URL.value()
+    found = {}
+    for key in keys:
+        response = httpx.get(f"{api}/artifacts/{key}/latest")
+        if response.status_code == 200 and response.json()["flow_run_id"] == str(flow_run_id):
+            found[key] = response.json()
+    return found
+
+
+def test_second_run_is_all_cache_hits_and_sends_nothing(sim, tmp_path):
+    task = TextGeneration(llm=llm(sim), input_batch_size=4)
+    state, result = run(task, rows(10), tmp_path)
+    assert state.is_completed() and state.name == "Completed"
+    assert sim.stats()["requests"] == 10 and len(result.rows) == 10
+    first_rows = result.rows
+
+    state2, result2 = run(task, rows(10), tmp_path)
+    assert sim.stats()["requests"] == 10  # no new request
+    assert result2.rows == first_rows
+    assert result2.steps[0].cache_hits == 3
+    names = task_runs(state2.state_details.flow_run_id, 3)
+    assert sorted(names) == ["text_generation_0[1/3]", "text_generation_0[2/3]", "text_generation_0[3/3]"]
+    assert {r.state.name for r in names.values()} == {"Cached"}
+
+
+def test_changed_row_model_prompt_or_settings_rerun_only_what_changed(sim, tmp_path):
+    base = rows(8)
+    run(TextGeneration(llm=llm(sim), input_batch_size=4), base, tmp_path)
+    assert sim.stats()["requests"] == 8
+
+    changed = [dict(r) for r in base]
+    changed[5]["instruction"] = "something else"
+    _, result = run(TextGeneration(llm=llm(sim), input_batch_size=4), changed, tmp_path)
+    assert sim.stats()["requests"] == 12  # exactly the second batch (4 rows) re-sent
+    assert result.steps[0].cache_hits == 1
+
+    for variant in (
+        TextGeneration(llm=llm(sim, model="other"), input_batch_size=4),
+        TextGeneration(llm=llm(sim), input_batch_size=4, system_prompt="Be brief."),
+        TextGeneration(llm=llm(sim, generation_kwargs={"temperature": 0.1}), input_batch_size=4),
+    ):
+        before = sim.stats()["requests"]
+        run(variant, base, tmp_path)
+        assert sim.stats()["requests"] - before == 8, variant
+
+    before = sim.stats()["requests"]
+    run(TextGeneration(llm=llm(sim), input_batch_size=4), base, tmp_path, cache_version="2")
+    assert sim.stats()["requests"] - before == 8
+    before = sim.stats()["requests"]
+    run(TextGeneration(llm=llm(sim), input_batch_size=4), base, tmp_path, refresh_cache=True)
+    assert sim.stats()["requests"] - before == 8
+
+
+class Strict(Task):
+    """Rejects answers that contain the letter 'e' more than 5 times (a deterministic subset)."""
+
+    @property
+    def inputs(self):
+        return ["instruction"]
+
+    @property
+    def outputs(self):
+        return ["answer"]
+
+    def format_input(self, input):
+        return [{"role": "user", "content": input["instruction"]}]
+
+    def format_output(self, output, input=None):
+        if input["instruction"].endswith(("1", "4")):
+            raise ValueError("answer is not in the expected format")
+        return {"answer": output}
+
+
+def test_fallbacks_are_visible_in_states_rows_and_artifacts(sim, tmp_path):
+    task = Strict(name="strict", llm=llm(sim), input_batch_size=3)
+    state, result = run(task, rows(6), tmp_path)
+    assert state.is_completed() and state.name == "CompletedWithFallbacks"
+    assert state.message.startswith("2 generations kept raw output (strict: 2)")
+    fallbacks = [r for r in result.rows if r["answer"] is None]
+    assert [r["instruction"] for r in fallbacks] == ["q 1", "q 4"]
+    assert all(
+        r["distilabel_metadata"]["fallback_reason_strict"] == "ValueError: answer is not in the expected format"
+        for r in fallbacks
+    )
+    assert len(result.rows) == 6 and sim.stats()["requests"] == 6
+
+    flow_run_id = state.state_details.flow_run_id
+    runs = task_runs(flow_run_id, 2)
+    for name in ("strict[1/2]", "strict[2/2]"):
+        assert runs[name].state.name == "CompletedWithFallbacks"
+        assert runs[name].state.message == (
+            "3 inputs -> 3 rows; 1/3 generations kept raw output; most common reason (1x): "
+            "ValueError: answer is not in the expected format"
+        )
+    found = artifacts(flow_run_id, ("test-summary", "test-fallbacks", "test-progress"))
+    assert set(found) == {"test-summary", "test-fallbacks", "test-progress"}
+    summary = found["test-summary"]["data"]
+    assert '"fallbacks": 2' in summary and '"rows in": 6' in summary and '"cache hits": 0' in summary
+    assert "answer is not in the expected format" in found["test-fallbacks"]["data"]
+    assert found["test-progress"]["data"] == 100.0
+
+    # a cache hit renames the batches `Cached`; the counts come from the rows and stay right
+    state2, result2 = run(task, rows(6), tmp_path)
+    assert state2.name == "CompletedWithFallbacks" and result2.fallbacks == 2
+    assert sim.stats()["requests"] == 6
+
+
+def test_rate_limit_and_server_error_storms_complete_with_nothing_lost(sim, tmp_path):
+    sim.configure(rate_limit_fraction=0.3, server_error_fraction=0.15, unavailable_fraction=0.1, retry_after=0.01, fault_seed=7)
+    task = TextGeneration(llm=llm(sim, max_retries=10), input_batch_size=5, num_generations=2)
+    state, result = run(task, rows(20), tmp_path)
+    assert state.name == "Completed"
+    assert len(result.rows) == 40 and result.fallbacks == 0
+    assert all(r["generation"] for r in result.rows)
+    stats = sim.stats()
+    assert stats["by_status"]["200"] == 20 and stats["requests"] > 20  # faults happened and were retried
+
+
+def test_a_400_fails_the_batch_once_without_retries(sim, tmp_path):
+    sim.configure(fault_script=[400])
+    task = TextGeneration(llm=llm(sim), input_batch_size=2)
+    state, result = run(task, rows(4), tmp_path, retries=3, max_concurrent_batches=1)
+    assert state.is_failed()
+    assert "1 batches failed: text_generation_0[1/2]" in state.message
+    assert "HTTP 400" in state.message
+    # fail_fast: a non-transient error stops new batches; nothing was retried
+    assert sim.stats()["requests"] == 2  # the batch's two concurrent requests, once
+    assert result.steps[0].not_run == 1
+    runs = task_runs(state.state_details.flow_run_id, 1)
+    assert runs["text_generation_0[1/2]"].state.is_failed()
+    assert runs["text_generation_0[1/2]"].run_count == 1
+
+
+def test_prefect_retries_a_batch_after_a_transient_outage(sim, tmp_path):
+    sim.configure(fault_script=[503, 503])
+    task = TextGeneration(llm=llm(sim, max_retries=0), input_batch_size=1)
+    state, result = run(task, rows(1), tmp_path, retries=3, max_concurrent_batches=1)
+    assert state.name == "Completed" and len(result.rows) == 1
+    assert sim.stats()["requests"] == 3
+    runs = task_runs(state.state_details.flow_run_id, 1)
+    assert runs["text_generation_0[1/1]"].run_count == 3
+
+
+def test_failed_batch_keeps_the_rest_and_a_rerun_sends_only_it(sim, tmp_path):
+    task = TextGeneration(llm=llm(sim, max_retries=0), input_batch_size=2)
+    sim.configure(fault_script=["ok", "ok", 500, 500])  # batch 1 fine; batch 2 fails (both requests)
+    state, result = run(task, rows(6), tmp_path, retries=0, max_concurrent_batches=1)
+    assert state.is_failed() and "text_generation_0[2/3]" in state.message
+    assert [r["instruction"] for r in result.rows] == ["q 0", "q 1", "q 4", "q 5"]  # transient: others went on
+    sent = sim.stats()["by_status"].get("200", 0)
+    assert sent == 4
+
+    state2, result2 = run(task, rows(6), tmp_path, retries=0)
+    assert state2.name == "Completed" and len(result2.rows) == 6
+    assert sim.stats()["by_status"]["200"] == sent + 2  # only the failed batch's two rows
+    assert result2.steps[0].cache_hits == 2
+
+
+def test_grouped_and_ungrouped_shapes_end_to_end(sim, tmp_path):
+    ungrouped = TextGeneration(name="u", llm=llm(sim), num_generations=3, input_batch_size=5)
+    grouped = TextGeneration(name="g", llm=llm(sim), num_generations=3, group_generations=True, input_batch_size=5)
+    s1, r1 = run(ungrouped, rows(5), tmp_path)
+    s2, r2 = run(grouped, rows(5), tmp_path)
+    assert len(r1.rows) == 15 and len(r2.rows) == 5
+    assert all(isinstance(r["generation"], list) and len(r["generation"]) == 3 for r in r2.rows)
+    assert [r["generation"] for r in r1.rows[:3]] == r2.rows[0]["generation"]  # same answers, other shape
+    assert sim.stats()["requests"] == 10  # one request with n=3 per input, in each run
+    runs1 = task_runs(s1.state_details.flow_run_id, 1)
+    runs2 = task_runs(s2.state_details.flow_run_id, 1)
+    assert runs1["u[1/1]"].state.message == "5 inputs -> 15 rows"
+    assert runs2["g[1/1]"].state.message == "5 inputs -> 5 rows x 3 generations"
+    assert r2.steps[0].shape() == "5 inputs -> 5 rows x 3 generations"
+
+
+def test_judge_batches_start_before_generation_finishes(sim, tmp_path):
+    sim.configure(latency=0.3)
+    gen = TextGeneration(llm=llm(sim), num_generations=2, group_generations=True, input_batch_size=2)
+    judge = UltraFeedback(llm=llm(sim), input_mappings={"generations": "generation"})
+    state, result = run([gen, judge], rows(8), tmp_path, max_concurrent_batches=2)
+    assert state.name == "Completed" and len(result.rows) == 8
+    row = result.rows[0]
+    assert len(row["generation"]) == 2 and len(row["ratings"]) == 2
+    assert all(1 <= r <= 5 for r in row["ratings"])
+    # both steps' metadata are kept on the row
+    meta = row["distilabel_metadata"]
+    assert isinstance(meta, dict) and "raw_output_ultra_feedback_0" in meta
+    runs = task_runs(state.state_details.flow_run_id, 8)
+    first_judge_start = min(r.start_time for n, r in runs.items() if n.startswith("ultra_feedback_0"))
+    last_gen_end = max(r.end_time for n, r in runs.items() if n.startswith("text_generation_0"))
+    assert first_judge_start < last_gen_end
+
+
+def test_outside_a_flow_the_same_call_runs_in_process(sim, tmp_path):
+    result = run_tasks(TextGeneration(llm=llm(sim), input_batch_size=3), rows(7), result_storage=str(tmp_path))
+    assert len(result.rows) == 7 and result.steps[0].batches == 3 and result.steps[0].cache_hits == 0
+    assert sim.stats()["requests"] == 7
+    assert not (tmp_path / "results").exists()
