@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 
 from storage import read_rows, write_rows  # noqa: E402
 from tasks.errors import DistilflowUserError  # noqa: E402
-from tasks.runner import RunOptions, RunResult  # noqa: E402
+from tasks.runner import RunOptions, RunResult, run_tasks  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 SIMULATED_MODEL = "distilflow-simulator"
@@ -121,13 +121,22 @@ def finish(result: RunResult, output: str, logger: Any, flow_name: str, rows: Un
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
 
 
-def dry_run_rows(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
-    return rows[: min(size, 3)]
+def run_steps(steps: Any, rows: list[dict[str, Any]], params: Any) -> RunResult:
+    """All rows through the steps, or, with `dry_run`, three of them without the cache."""
+    if params.dry_run:
+        return run_tasks(steps, rows[:3], params.run.options(cache=False, artifacts=False))
+    return run_tasks(steps, rows, params.run.options())
 
 
-def print_rows(rows: list[dict[str, Any]], limit: int = 3) -> None:
-    for row in rows[:limit]:
+def conclude(result: RunResult, params: Any, logger: Any, flow_name: str, rows: Union[list, None] = None):
+    """Print the rows of a dry run, or write the rows and report; returns the flow's final state."""
+    if not params.dry_run:
+        return finish(result, params.output, logger, flow_name, rows)
+    from prefect.states import Completed
+
+    for row in (rows if rows is not None else result.rows)[:3]:
         print(json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
+    return Completed(message=f"dry run: {result.summary_line()}")
 
 
 def cli(params_model: type[BaseModel], argv: Union[list[str], None] = None) -> BaseModel:

@@ -13,18 +13,16 @@ from typing import Any, Literal, Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows._common import (  # noqa: E402
-    DATA, ModelSettings, RunSettings, cli, dry_run_rows, finish, load_rows, model_endpoint, print_rows,
+    DATA, ModelSettings, RunSettings, cli, conclude, load_rows, model_endpoint, run_steps,
 )
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.states import Completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from storage import save_image  # noqa: E402
 from tasks import ImageGeneration  # noqa: E402
 from tasks.models import OpenAIImageGeneration  # noqa: E402
-from tasks.runner import run_tasks  # noqa: E402
 
 
 class ImageGenerationParams(BaseModel):
@@ -69,11 +67,9 @@ def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
             image_generation_model=model, num_generations=params.num_generations,
             input_batch_size=params.run.batch_size, add_raw_output=False,
         )
-        if params.dry_run:
-            result = run_tasks(task, dry_run_rows(rows, params.run.batch_size), params.run.options(cache=False, artifacts=False))
-            print_rows(with_image_files(result.rows, params.images_dir, keep_base64=False))
-            return Completed(message=f"dry run: {result.summary_line()}")
-        result = run_tasks(task, rows, params.run.options())
+        result = run_steps(task, rows, params)
+    if params.dry_run:  # no files for a dry run: show the rows with their images shortened
+        return conclude(result, params, logger, "image-generation", [{**r, "image": str(r.get("image"))[:40] + "..."} for r in result.rows])
     rows_out = with_image_files(result.rows, params.images_dir, params.keep_base64)
     shown = [r for r in result.rows if isinstance(r.get("image"), str)][:4]
     if shown:
@@ -86,7 +82,7 @@ def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
             markdown=f"## Generated images (first {len(shown)})\n\n| prompt | image | file |\n|---|---|---|\n{gallery}\n",
             description="A few of this run's images",
         )
-    return finish(result, params.output, logger, "image-generation", rows=rows_out)
+    return conclude(result, params, logger, "image-generation", rows_out)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,14 @@ from typing import Literal, Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows._common import (  # noqa: E402
-    DATA, ModelSettings, RunSettings, cli, dry_run_rows, finish, generation_kwargs, load_rows,
-    model_endpoint, print_rows,
+    DATA, ModelSettings, RunSettings, cli, conclude, generation_kwargs, load_rows, model_endpoint, run_steps,
 )
 from prefect import flow, get_run_logger  # noqa: E402
-from prefect.states import Completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from tasks import TextGeneration, UltraFeedback  # noqa: E402
 from tasks.models import OpenAILLM  # noqa: E402
-from tasks.runner import run_tasks  # noqa: E402
 
 
 class PreferenceDatasetParams(BaseModel):
@@ -63,13 +60,8 @@ def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams
             input_mappings={"generations": "generation"},
             output_mappings={"model_name": "judge_model"},
         )
-        if params.dry_run:
-            result = run_tasks([generate, judge], dry_run_rows(rows, params.run.batch_size),
-                               params.run.options(cache=False, artifacts=False))
-            print_rows(result.rows)
-            return Completed(message=f"dry run: {result.summary_line()}")
-        result = run_tasks([generate, judge], rows, params.run.options())
-    return finish(result, params.output, logger, "preference-dataset")
+        result = run_steps([generate, judge], rows, params)
+    return conclude(result, params, logger, "preference-dataset")
 
 
 if __name__ == "__main__":

@@ -14,17 +14,14 @@ from typing import Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python flows/x.py` from a checkout
 
 from flows._common import (  # noqa: E402  (sets Prefect's environment before Prefect loads)
-    DATA, ModelSettings, RunSettings, cli, dry_run_rows, finish, generation_kwargs, load_rows,
-    model_endpoint, print_rows,
+    DATA, ModelSettings, RunSettings, cli, conclude, generation_kwargs, load_rows, model_endpoint, run_steps,
 )
 from prefect import flow, get_run_logger  # noqa: E402
-from prefect.states import Completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from tasks import TextGeneration  # noqa: E402
 from tasks.models import OpenAILLM  # noqa: E402
-from tasks.runner import run_tasks  # noqa: E402
 
 
 class TextGenerationParams(BaseModel):
@@ -57,12 +54,8 @@ def text_generation(params: TextGenerationParams = TextGenerationParams()):
             num_generations=params.num_generations, group_generations=params.group_generations,
             input_batch_size=params.run.batch_size,
         )
-        if params.dry_run:
-            result = run_tasks(task, dry_run_rows(rows, params.run.batch_size), params.run.options(cache=False, artifacts=False))
-            print_rows(result.rows)
-            return Completed(message=f"dry run: {result.summary_line()}")
-        result = run_tasks(task, rows, params.run.options())
-    return finish(result, params.output, logger, "text-generation")
+        result = run_steps(task, rows, params)
+    return conclude(result, params, logger, "text-generation")
 
 
 if __name__ == "__main__":

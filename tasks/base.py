@@ -207,6 +207,11 @@ class _Task(BaseModel, ABC):
     def _rows_for_input(self, input: dict[str, Any], generations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Ungrouped: one row per generation. Grouped: one row whose outputs are lists."""
         model_name = self.llm.model_name
+        prior = input.get(DISTILABEL_METADATA_KEY)
+        if isinstance(prior, dict):  # an upstream step's metadata: keep it next to this step's
+            generations = [
+                {**g, DISTILABEL_METADATA_KEY: {**prior, **(g.get(DISTILABEL_METADATA_KEY) or {})}} for g in generations
+            ]
         if not self.group_generations:
             return [{**input, **generation, "model_name": model_name} for generation in generations]
         grouped = group_dicts(*generations)

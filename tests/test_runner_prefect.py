@@ -264,3 +264,14 @@ def test_outside_a_flow_the_same_call_runs_in_process(sim, tmp_path):
     assert len(result.rows) == 7 and result.steps[0].batches == 3 and result.steps[0].cache_hits == 0
     assert sim.stats()["requests"] == 7
     assert not (tmp_path / "results").exists()
+
+
+def test_result_storage_can_be_an_fsspec_uri(sim, tmp_path):
+    task = TextGeneration(llm=llm(sim), input_batch_size=2)
+    storage = f"memory://distilflow-{tmp_path.name}"
+    run(task, rows(4), tmp_path, result_storage=storage)
+    _, again = run(task, rows(4), tmp_path, result_storage=storage)
+    assert sim.stats()["requests"] == 4 and again.steps[0].cache_hits == 2
+    import fsspec
+
+    assert len(fsspec.filesystem("memory").ls(f"/distilflow-{tmp_path.name}")) == 2

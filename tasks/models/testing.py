@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import struct
-import zlib
 from typing import Any, Callable, Union
 
 from pydantic import PrivateAttr
 
+from tasks._png import encode_rgb_png
 from tasks.models.base import AsyncImageGenerationModel, AsyncLLM, LLM
 from tasks.typing import FormattedInput, GenerateOutput, ImageGenerateOutput
 
@@ -106,15 +105,8 @@ class DummyImageGenerationModel(_Counted, AsyncImageGenerationModel):
 
 def tiny_png(seed: str, size: int = 8) -> str:
     """A base64 PNG of one colour derived from `seed`."""
-    r, g, b = hashlib.sha256(seed.encode()).digest()[:3]
-    raw = b"".join(b"\x00" + bytes((r, g, b)) * size for _ in range(size))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    return base64.b64encode(png).decode()
+    colour = hashlib.sha256(seed.encode()).digest()[:3]
+    return base64.b64encode(encode_rgb_png(size, size, [colour * size] * size)).decode()
 
 
 def _prompt_text(input: FormattedInput) -> str:

@@ -8,6 +8,7 @@ retries it later; anything else fails it at once.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,23 @@ def retry_if_transient(task: PrefectTask, task_run: Any, state: State) -> bool:
 _batch = prefect_task(run_batch, name="distilflow-batch", task_run_name="{label}")
 
 
+def result_storage_for(location: str) -> Any:
+    """A local directory as a Path; any other fsspec URI as a saved RemoteFileSystem block.
+
+    Prefect only accepts saved blocks for remote storage. The block holds the URI and nothing
+    else: credentials and endpoints come from the worker's environment (AWS_*, fsspec config),
+    since a block's settings are stored in plain text.
+    """
+    if "://" not in location or location.startswith("file://"):
+        return Path(location.removeprefix("file://"))
+    from prefect.filesystems import RemoteFileSystem
+
+    name = f"distilflow-results-{hashlib.sha256(location.encode()).hexdigest()[:16]}"
+    block = RemoteFileSystem(basepath=location)
+    block.save(name, overwrite=True)
+    return block
+
+
 def batch_task_for(task: _Task, options: RunOptions) -> PrefectTask:
     """The Prefect task that runs `task`'s batches with the run's retry and cache settings."""
     retry = {
@@ -69,7 +87,7 @@ def batch_task_for(task: _Task, options: RunOptions) -> PrefectTask:
         name=task.name,
         cache_policy=StepCachePolicy(identity=identity),
         persist_result=True,
-        result_storage=Path(options.resolved_result_storage()),
+        result_storage=result_storage_for(options.resolved_result_storage()),
         refresh_cache=options.refresh_cache,
         **retry,
     )

@@ -1,16 +1,15 @@
-"""Deterministic PNG generation in pure Python (zlib + struct, no Pillow)."""
+"""Deterministic PNG images in pure Python (no Pillow), named by what they were made from."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import struct
-import zlib
+
+from tasks._png import encode_rgb_png
 
 from .config import parse_image_size
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IMAGE_NAME_RE = re.compile(r"^([0-9a-f]{32})-(\d+x\d+)$")
 
 
@@ -37,11 +36,6 @@ def parse_image_name(name: str) -> tuple[str, int, int] | None:
     return match.group(1), width, height
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
 def render_png(key: str, width: int, height: int) -> bytes:
     """An RGB PNG with a checkerboard or stripes whose colours come from ``key``."""
     digest = hashlib.sha256(bytes.fromhex(key)).digest()
@@ -65,11 +59,5 @@ def render_png(key: str, width: int, height: int) -> bytes:
             line = solid_b if odd else solid_a
         else:  # vertical stripes
             line = row_a
-        lines.append(b"\x00" + line)  # filter type 0 per scanline
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (
-        _PNG_SIGNATURE
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(b"".join(lines), 6))
-        + _chunk(b"IEND", b"")
-    )
+        lines.append(line)
+    return encode_rgb_png(width, height, lines)

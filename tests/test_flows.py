@@ -1,0 +1,129 @@
+"""The runnable flows: in-process under a real Prefect API, and `python flows/<name>.py` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.image_generation import ImageGenerationParams, image_generation
+from flows.preference_dataset import PreferenceDatasetParams, preference_dataset
+from flows.text_generation import TextGenerationParams, text_generation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_provider(monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_text_generation_flow_writes_rows_and_reuses_the_cache(tmp_path):
+    params = TextGenerationParams(
+        output=str(tmp_path / "out.jsonl"), num_generations=2, group_generations=True,
+        run={"batch_size": 10, "result_storage": str(tmp_path / "results")},
+    )
+    state = text_generation(params, return_state=True)
+    assert state.name == "Completed", state.message
+    rows = read(tmp_path / "out.jsonl")
+    assert len(rows) == 24
+    assert rows[0]["instruction"] == "What's the capital of Spain?"
+    assert rows[0]["model_name"] == "distilflow-simulator"
+    assert len(rows[0]["generation"]) == 2 and len(rows[0]["distilabel_metadata"]) == 2
+    assert state.result()["rows"] == 24
+
+    again = text_generation(params, return_state=True)
+    assert "(3/3 batches from cache)" in again.message
+    assert read(tmp_path / "out.jsonl") == rows
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_preference_flow_rates_every_answer(tmp_path):
+    params = PreferenceDatasetParams(
+        output=str(tmp_path / "prefs.parquet"), limit=6, num_generations=3,
+        run={"batch_size": 4, "result_storage": str(tmp_path / "results")},
+    )
+    state = preference_dataset(params, return_state=True)
+    assert state.name == "Completed", state.message
+    from storage import read_rows
+
+    rows = list(read_rows(str(tmp_path / "prefs.parquet")))
+    assert len(rows) == 6
+    for row in rows:
+        assert len(row["generation"]) == 3 and len(row["ratings"]) == 3 and len(row["rationales"]) == 3
+        assert all(1 <= r <= 5 for r in row["ratings"])
+        assert row["generation_model"] == row["judge_model"] == "distilflow-simulator"
+    assert "generate: 6 inputs -> 6 rows x 3 generations; judge: 6 inputs -> 6 rows" in state.message
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_image_flow_saves_files_and_rows_hold_their_paths(tmp_path):
+    images = tmp_path / "images"
+    params = ImageGenerationParams(
+        output=str(tmp_path / "images.jsonl"), images_dir=str(images), size="64x64",
+        run={"result_storage": str(tmp_path / "results")},
+    )
+    state = image_generation(params, return_state=True)
+    assert state.name == "Completed", state.message
+    rows = read(tmp_path / "images.jsonl")
+    assert len(rows) == 6
+    for row in rows:
+        path = Path(row["image"])
+        assert path.parent == images and path.exists()
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        import hashlib
+
+        assert path.stem == hashlib.sha256(data).hexdigest()
+        assert "image_base64" not in row
+        assert "raw_output_image_generation_0" not in row["distilabel_metadata"]
+    assert len({r["image"] for r in rows}) == 6
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_dry_run_prints_rows_and_writes_nothing(tmp_path, capsys):
+    params = TextGenerationParams(output=str(tmp_path / "out.jsonl"), dry_run=True, run={"result_storage": str(tmp_path / "r")})
+    state = text_generation(params, return_state=True)
+    assert state.is_completed() and state.message.startswith("dry run: text_generation_0: 3 inputs -> 3 rows")
+    out = capsys.readouterr().out
+    assert out.count('"generation":') == 3
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_bad_input_fails_before_any_request(tmp_path, simulator):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "no instruction column"}\n')
+    params = TextGenerationParams(input=str(bad), output=str(tmp_path / "out.jsonl"), model={"provider": "openai", "base_url": simulator.base_url})
+    before = simulator.stats()["requests"]
+    state = text_generation(params, return_state=True)
+    assert state.is_failed()
+    assert "needs column(s) ['instruction'] but row 0 has only ['prompt']" in state.message
+    assert simulator.stats()["requests"] == before
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
+    """The README's main command: a fresh directory, no key, no Prefect server, CLI flags."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_API"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    command = [sys.executable, str(ROOT / "flows" / "text_generation.py"), "--limit", "5", "--run.batch-size", "2"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = tmp_path / "output" / "text_generation.jsonl"
+    assert f"Wrote 5 rows to {output}" in done.stdout
+    assert "distilflow simulator" in done.stderr
+    rows = read(output)
+    assert [r["instruction"] for r in rows][:2] == ["What's the capital of Spain?", "Explain photosynthesis to a ten-year-old."]
+    assert all(r["generation"] for r in rows)
+    assert (tmp_path / ".distilflow" / "results").is_dir()
