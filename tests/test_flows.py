@@ -127,3 +127,26 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     assert [r["instruction"] for r in rows][:2] == ["What's the capital of Spain?", "Explain photosynthesis to a ten-year-old."]
     assert all(r["generation"] for r in rows)
     assert (tmp_path / ".distilflow" / "results").is_dir()
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_failed_batch_fails_the_flow_after_writing_the_rest(tmp_path, sim):
+    sim.configure(fault_script=["ok", "ok", 400])
+    params = TextGenerationParams(
+        output=str(tmp_path / "out.jsonl"), limit=6,
+        model={"provider": "openai", "base_url": sim.base_url},
+        run={"batch_size": 2, "max_concurrent_batches": 1, "result_storage": str(tmp_path / "results")},
+    )
+    state = text_generation(params, return_state=True)
+    assert state.is_failed()
+    assert "1 batches failed: text_generation_0[2/3]; 1 batches not run" in state.message
+    assert "HTTP 400" in state.message
+    assert [r["instruction"] for r in read(tmp_path / "out.jsonl")] == [
+        "What's the capital of Spain?", "Explain photosynthesis to a ten-year-old."
+    ]
+    sent = sim.stats()["requests"]
+
+    state = text_generation(params, return_state=True)
+    assert state.name == "Completed" and "(1/3 batches from cache)" in state.message
+    assert len(read(tmp_path / "out.jsonl")) == 6
+    assert sim.stats()["requests"] == sent + 4  # only the failed and the unstarted batch

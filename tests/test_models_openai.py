@@ -127,14 +127,10 @@ def test_empty_and_malformed_content_become_fallback_rows(sim):
 def test_a_batch_runs_concurrently_within_the_bound(sim):
     sim.configure(latency=0.2)
     model = llm(sim, max_concurrent_requests=8)
-    import time
-
-    started = time.perf_counter()
-    outputs = model.generate([[{"role": "user", "content": f"q{i}"}] for i in range(16)])
-    elapsed = time.perf_counter() - started
-    assert len(outputs) == 16 and sim.stats()["requests"] == 16
-    # 16 requests of 0.2 s, 8 at a time: two waves (sequential would take 3.2 s)
-    assert 0.39 < elapsed < 2.0
+    outputs = model.generate([[{"role": "user", "content": f"q{i}"}] for i in range(20)])
+    assert len(outputs) == 20 and sim.stats()["requests"] == 20
+    # concurrent (more than one at a time), never beyond the bound
+    assert sim.stats()["max_in_flight"] == 8
 
 
 async def test_generate_inside_a_running_loop(sim):

@@ -275,3 +275,11 @@ def test_result_storage_can_be_an_fsspec_uri(sim, tmp_path):
     import fsspec
 
     assert len(fsspec.filesystem("memory").ls(f"/distilflow-{tmp_path.name}")) == 2
+
+
+def test_batches_run_concurrently_up_to_the_limit(sim, tmp_path):
+    sim.configure(latency=0.2)
+    task = TextGeneration(llm=llm(sim), input_batch_size=1)
+    state, result = run(task, rows(6), tmp_path, max_concurrent_batches=3)
+    assert state.name == "Completed" and len(result.rows) == 6
+    assert sim.stats()["max_in_flight"] == 3  # one request per batch, three batches at a time

@@ -114,6 +114,8 @@ def test_chat_n_choices_and_usage_add_up(sim, client, http):
     assert response.usage.completion_tokens == sum(counts)
     assert response.usage.total_tokens == 11 + sum(counts)
     expected = {
+        "in_flight": 0,
+        "max_in_flight": 1,
         "requests": 1,
         "by_endpoint": {"chat.completions": 1, "completions": 0, "images.generations": 0},
         "by_status": {"200": 1},
@@ -429,6 +431,8 @@ def test_admin_config_and_reset_over_http(sim, client, http):
     reset = http.post("/_sim/reset")
     assert reset.status_code == 200
     assert http.get("/_sim/stats").json() == {
+        "in_flight": 0,
+        "max_in_flight": 0,
         "requests": 0,
         "by_endpoint": {"chat.completions": 0, "completions": 0, "images.generations": 0},
         "by_status": {},

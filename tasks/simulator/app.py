@@ -86,6 +86,13 @@ async def _watch_disconnect(request: Request, done: asyncio.Future[bool]) -> Non
 
 def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
     async def model_request(request: Request, endpoint: str, build: Builder) -> Response:
+        state.enter()
+        try:
+            return await handle_model_request(request, endpoint, build)
+        finally:
+            state.leave()
+
+    async def handle_model_request(request: Request, endpoint: str, build: Builder) -> Response:
         try:
             raw = await request.body()
         except ClientDisconnect:  # gone before sending its body: nothing to count

@@ -39,6 +39,8 @@ class SimulatorState:
         self._completion_tokens = 0
         self._script_position = 0
         self._fault_rng = random.Random(self._config.fault_seed)
+        self._peak_in_flight = getattr(self, "_in_flight", 0)
+        self._in_flight = getattr(self, "_in_flight", 0)
 
     def reset(self) -> None:
         """Zero the counters and restart the fault script and the fault RNG."""
@@ -95,9 +97,21 @@ class SimulatorState:
             self._prompt_tokens += prompt_tokens
             self._completion_tokens += completion_tokens
 
+    def enter(self) -> None:
+        """A model request is being handled (the peak shows a client's real concurrency)."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
+                "in_flight": self._in_flight,
+                "max_in_flight": self._peak_in_flight,
                 "requests": self._requests,
                 "by_endpoint": dict(self._by_endpoint),
                 "by_status": dict(sorted(self._by_status.items())),
