@@ -10,20 +10,21 @@ import argparse
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from pydantic import BaseModel, Field  # noqa: E402
+from pydantic import BaseModel, Field, SecretStr  # noqa: E402
 
-from storage import read_rows, write_rows  # noqa: E402
+from storage import DatasetWriter, check_readable, check_writable, read_rows  # noqa: E402
 from tasks.errors import DistilflowUserError  # noqa: E402
 from tasks.runner import RunOptions, RunResult, run_tasks  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path("flows/data")  # relative, so deployments show a path that holds on any worker
 SIMULATED_MODEL = "distilflow-simulator"
 
 
@@ -32,8 +33,10 @@ class ModelSettings(BaseModel):
 
     provider: Literal["auto", "openai", "simulator"] = Field(
         default="auto",
-        description="auto: an OpenAI-compatible server when OPENAI_API_KEY or OPENAI_BASE_URL is set, "
-        "else the built-in simulator; openai: always the server; simulator: always the simulator.",
+        description="auto: an OpenAI-compatible server when a key or base URL is configured (OPENAI_API_KEY / "
+        "OPENAI_BASE_URL, or the Prefect Secret block 'distilflow-openai-api-key' / Variable "
+        "'distilflow_openai_base_url'), else the built-in simulator; openai: always the server; "
+        "simulator: always the simulator.",
     )
     model: str = Field(default="gpt-4o-mini", min_length=1, description="Model name sent to the server.")
     base_url: Union[str, None] = Field(
@@ -46,7 +49,35 @@ class ModelSettings(BaseModel):
     def uses_simulator(self) -> bool:
         if self.provider != "auto":
             return self.provider == "simulator"
-        return not (self.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"))
+        return not (self.base_url or _configured_base_url() or _configured_api_key())
+
+
+# Where a deployed flow finds its model server when neither the parameters nor the worker's
+# environment say: Prefect objects an operator sets once in the UI or CLI (never prefect.yaml).
+API_KEY_BLOCK = "distilflow-openai-api-key"  # a Secret block
+BASE_URL_VARIABLE = "distilflow_openai_base_url"  # a Variable
+
+
+def _configured_api_key() -> Union[str, None]:
+    if os.environ.get("OPENAI_API_KEY"):
+        return os.environ["OPENAI_API_KEY"]
+    try:
+        from prefect.blocks.system import Secret
+
+        return Secret.load(API_KEY_BLOCK).get()
+    except Exception:  # noqa: BLE001 - no such block, or no Prefect API: not configured
+        return None
+
+
+def _configured_base_url() -> Union[str, None]:
+    if os.environ.get("OPENAI_BASE_URL"):
+        return os.environ["OPENAI_BASE_URL"]
+    try:
+        from prefect.variables import Variable
+
+        return Variable.get(BASE_URL_VARIABLE, default=None)
+    except Exception:  # noqa: BLE001 - no Prefect API: not configured
+        return None
 
 
 class RunSettings(BaseModel):
@@ -73,7 +104,12 @@ class RunSettings(BaseModel):
 def model_endpoint(settings: ModelSettings, logger: Any) -> Iterator[dict[str, Any]]:
     """Keyword arguments for an OpenAI-compatible client; starts the simulator when needed."""
     if not settings.uses_simulator():
-        yield {"model": settings.model, "base_url": settings.base_url}
+        key = _configured_api_key()
+        yield {
+            "model": settings.model,
+            "base_url": settings.base_url or _configured_base_url(),
+            **({"api_key": SecretStr(key)} if key else {}),
+        }
         return
     from tasks.simulator import Simulator
 
@@ -92,7 +128,16 @@ def generation_kwargs(settings: ModelSettings) -> dict[str, Any]:
     return kwargs
 
 
+def project_path(uri: str) -> str:
+    """A relative path that does not exist here but does in this checkout (the example data)."""
+    if "://" in uri or Path(uri).is_absolute() or Path(uri).exists() or not (ROOT / uri).exists():
+        return uri
+    return str(ROOT / uri)
+
+
 def load_rows(uri: str, limit: Union[int, None] = None) -> list[dict[str, Any]]:
+    uri = project_path(uri)
+    check_readable(uri)
     rows = []
     for row in read_rows(uri):
         if limit is not None and len(rows) >= limit:
@@ -103,12 +148,48 @@ def load_rows(uri: str, limit: Union[int, None] = None) -> list[dict[str, Any]]:
     return rows
 
 
-def finish(result: RunResult, output: str, logger: Any, flow_name: str, rows: Union[list, None] = None):
-    """Write what succeeded, say where, and return the flow's final state."""
+def run_steps(
+    steps: Any,
+    rows: list[dict[str, Any]],
+    params: Any,
+    logger: Any,
+    flow_name: str,
+    transform: Union[Callable[[list[dict[str, Any]]], list[dict[str, Any]]], None] = None,
+):
+    """Run the steps and stream each finished batch to `params.output`; return the final state.
+
+    The output location is checked before any request. Batches are written as they finish and
+    the dataset appears at `params.output` only when complete (rows of failed batches are left
+    out, so a re-run re-sends only those). With `dry_run`, three rows run without the cache and
+    are printed instead.
+    """
+    from prefect.states import Completed
+
+    if params.dry_run:
+        result = run_tasks(steps, rows[:3], params.run.options(cache=False, artifacts=False))
+        shown = transform(result.rows) if transform else result.rows
+        for row in shown:
+            print(json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
+        return Completed(message=f"dry run: {result.summary_line()}")
+    check_writable(params.output)
+    with DatasetWriter(params.output) as writer:
+        sink = writer if transform is None else _Transformed(writer, transform)
+        result = run_tasks(steps, rows, params.run.options(), sink=sink, keep_rows=False)
+        written = writer.commit()
+    return _report(result, params.output, written, logger, flow_name)
+
+
+class _Transformed:
+    def __init__(self, writer: Any, transform: Callable) -> None:
+        self.writer, self.transform = writer, transform
+
+    def write_part(self, index: int, rows: list[dict[str, Any]]) -> None:
+        self.writer.write_part(index, self.transform(rows))
+
+
+def _report(result: RunResult, output: str, written: int, logger: Any, flow_name: str):
     from prefect.artifacts import create_markdown_artifact
 
-    rows = result.rows if rows is None else rows
-    written = write_rows(output, rows) if rows else 0
     where = output if "://" in output else str(Path(output).resolve())
     line = f"Wrote {written} rows to {where}. {result.summary_line()}"
     logger.info(line)
@@ -119,24 +200,6 @@ def finish(result: RunResult, output: str, logger: Any, flow_name: str, rows: Un
         description="Where this run's rows are",
     )
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
-
-
-def run_steps(steps: Any, rows: list[dict[str, Any]], params: Any) -> RunResult:
-    """All rows through the steps, or, with `dry_run`, three of them without the cache."""
-    if params.dry_run:
-        return run_tasks(steps, rows[:3], params.run.options(cache=False, artifacts=False))
-    return run_tasks(steps, rows, params.run.options())
-
-
-def conclude(result: RunResult, params: Any, logger: Any, flow_name: str, rows: Union[list, None] = None):
-    """Print the rows of a dry run, or write the rows and report; returns the flow's final state."""
-    if not params.dry_run:
-        return finish(result, params.output, logger, flow_name, rows)
-    from prefect.states import Completed
-
-    for row in (rows if rows is not None else result.rows)[:3]:
-        print(json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
-    return Completed(message=f"dry run: {result.summary_line()}")
 
 
 def cli(params_model: type[BaseModel], argv: Union[list[str], None] = None) -> BaseModel:

@@ -6,21 +6,24 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Literal, Union
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows._common import (  # noqa: E402
-    DATA, ModelSettings, RunSettings, cli, conclude, load_rows, model_endpoint, run_steps,
+    DATA, ModelSettings, RunSettings, cli, load_rows, model_endpoint, run_steps,
 )
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from storage import save_image  # noqa: E402
+from storage import check_writable, save_image  # noqa: E402
 from tasks import ImageGeneration  # noqa: E402
 from tasks.models import OpenAIImageGeneration  # noqa: E402
 
@@ -30,7 +33,7 @@ class ImageGenerationParams(BaseModel):
 
     input: str = Field(default=str(DATA / "image_prompts.jsonl"), description="JSONL or Parquet file with a `prompt` column.")
     output: str = Field(default="output/image_generation.jsonl", description="Where the rows go.")
-    images_dir: str = Field(default="output/images", description="Directory (or URI) for the image files.")
+    images_dir: str = Field(default="output/images", description="Directory or URI (e.g. s3://bucket/images) for the image files.")
     limit: Union[int, None] = Field(default=None, ge=1, description="Use only the first N prompts.")
     model: ModelSettings = Field(default_factory=lambda: ModelSettings(model="dall-e-3", max_concurrent_requests=4))
     size: Literal["64x64", "256x256", "512x512", "1024x1024"] = Field(default="256x256", description="Image size.")
@@ -41,6 +44,7 @@ class ImageGenerationParams(BaseModel):
 
 
 def with_image_files(rows: list[dict[str, Any]], images_dir: str, keep_base64: bool) -> list[dict[str, Any]]:
+    """Rows whose `image` is the URI of a file named by the image's content hash."""
     out = []
     for row in rows:
         row = dict(row)
@@ -53,10 +57,54 @@ def with_image_files(rows: list[dict[str, Any]], images_dir: str, keep_base64: b
     return out
 
 
+class Gallery:
+    """The first few images of a run, as thumbnails in a markdown artifact."""
+
+    def __init__(self, limit: int = 4, size: int = 128) -> None:
+        self.limit, self.size, self.items = limit, size, []
+        self._lock = threading.Lock()
+
+    def add(self, generated: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for row, saved in zip(generated, stored):
+                if len(self.items) < self.limit and isinstance(row.get("image"), str):
+                    self.items.append((row.get("prompt", ""), _thumbnail(row["image"], self.size), saved["image"]))
+
+    def publish(self) -> None:
+        if not self.items:
+            return
+        lines = [f"| {prompt} | ![{prompt}](data:image/png;base64,{thumb}) | `{uri}` |" for prompt, thumb, uri in self.items]
+        create_markdown_artifact(
+            key="image-generation-gallery",
+            markdown=f"## Generated images (first {len(lines)})\n\n| prompt | image | stored at |\n|---|---|---|\n" + "\n".join(lines) + "\n",
+            description="A few of this run's images",
+        )
+
+
+def _thumbnail(image_b64: str, size: int) -> str:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(image_b64)))
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 @flow(name="image-generation", task_runner=ThreadPoolTaskRunner(max_workers=8))
 def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
     logger = get_run_logger()
     rows = load_rows(params.input, params.limit)
+    gallery = Gallery()
+
+    def store(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        stored = with_image_files(batch, params.images_dir, params.keep_base64)
+        gallery.add(batch, stored)
+        return stored
+
+    def shorten(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:  # a dry run stores nothing
+        return [{**r, "image": str(r.get("image"))[:40] + "..."} for r in batch]
+
     with model_endpoint(params.model, logger) as endpoint:
         model = OpenAIImageGeneration(
             **endpoint, generation_kwargs={"size": params.size},
@@ -67,22 +115,11 @@ def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
             image_generation_model=model, num_generations=params.num_generations,
             input_batch_size=params.run.batch_size, add_raw_output=False,
         )
-        result = run_steps(task, rows, params)
-    if params.dry_run:  # no files for a dry run: show the rows with their images shortened
-        return conclude(result, params, logger, "image-generation", [{**r, "image": str(r.get("image"))[:40] + "..."} for r in result.rows])
-    rows_out = with_image_files(result.rows, params.images_dir, params.keep_base64)
-    shown = [r for r in result.rows if isinstance(r.get("image"), str)][:4]
-    if shown:
-        gallery = "\n".join(
-            f"| {r['prompt']} | ![{r['prompt']}](data:image/png;base64,{r['image']}) | `{p['image']}` |"
-            for r, p in zip(shown, rows_out)
-        )
-        create_markdown_artifact(
-            key="image-generation-gallery",
-            markdown=f"## Generated images (first {len(shown)})\n\n| prompt | image | file |\n|---|---|---|\n{gallery}\n",
-            description="A few of this run's images",
-        )
-    return conclude(result, params, logger, "image-generation", rows_out)
+        if not params.dry_run:
+            check_writable(params.images_dir)
+        state = run_steps(task, rows, params, logger, "image-generation", transform=shorten if params.dry_run else store)
+    gallery.publish()
+    return state
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Literal, Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows._common import (  # noqa: E402
-    DATA, ModelSettings, RunSettings, cli, conclude, generation_kwargs, load_rows, model_endpoint, run_steps,
+    DATA, ModelSettings, RunSettings, cli, generation_kwargs, load_rows, model_endpoint, run_steps,
 )
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
@@ -60,8 +60,7 @@ def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams
             input_mappings={"generations": "generation"},
             output_mappings={"model_name": "judge_model"},
         )
-        result = run_steps([generate, judge], rows, params)
-    return conclude(result, params, logger, "preference-dataset")
+        return run_steps([generate, judge], rows, params, logger, "preference-dataset")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python flows/x.py` from a checkout
 
 from flows._common import (  # noqa: E402  (sets Prefect's environment before Prefect loads)
-    DATA, ModelSettings, RunSettings, cli, conclude, generation_kwargs, load_rows, model_endpoint, run_steps,
+    DATA, ModelSettings, RunSettings, cli, generation_kwargs, load_rows, model_endpoint, run_steps,
 )
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
@@ -54,8 +54,7 @@ def text_generation(params: TextGenerationParams = TextGenerationParams()):
             num_generations=params.num_generations, group_generations=params.group_generations,
             input_batch_size=params.run.batch_size,
         )
-        result = run_steps(task, rows, params)
-    return conclude(result, params, logger, "text-generation")
+        return run_steps(task, rows, params, logger, "text-generation")
 
 
 if __name__ == "__main__":

@@ -1,117 +1,234 @@
-"""Reading and writing row datasets (JSONL or Parquet, by file extension) through fsspec."""
+"""Row datasets at a local path or fsspec URI: a single JSONL/Parquet file, or a directory of parts.
+
+A directory dataset is read through its `_manifest.json` (the parts, in order) when it has one;
+otherwise every non-hidden `*.jsonl` / `*.parquet` file directly inside it, sorted by name (names
+starting with `.` or `_` are ignored, so staging and temporary files are never read as data).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 
+from storage.errors import StorageNotFoundError, bucket_of, storage_errors
+from storage.filesystems import (
+    filesystem,
+    is_local,
+    join,
+    parent_of,
+    remove_quietly,
+    remove_tree_quietly,
+    replace,
+)
+from storage.formats import (
+    Piece,
+    format_of,
+    iter_file_rows,
+    join_pieces,
+    write_jsonl,
+    write_parquet_stream,
+)
+from storage.writer import MANIFEST, DatasetWriter, Target, resolve_target
 from tasks.errors import DistilflowUserError
 
-__all__ = ["read_rows", "write_rows"]
+__all__ = ["check_readable", "check_writable", "read_rows", "write_rows"]
 
-_JSONL = (".jsonl", ".json", ".ndjson")
-_PARQUET = (".parquet", ".pq")
+
+@dataclass
+class _Part:
+    path: str  # inside the filesystem
+    uri: str  # for messages
+    format: str
+
+
+@dataclass
+class _Dataset:
+    fs: fsspec.AbstractFileSystem
+    parts: list[_Part]
+    manifest_path: str | None = None
+    manifest: bytes | None = field(default=None, repr=False)
 
 
 def read_rows(uri: str) -> Iterator[dict[str, Any]]:
-    """Yield the rows of a JSONL or Parquet file, one at a time."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    if not fs.exists(path):
-        raise DistilflowUserError(f"{uri}: no such file; check the path or URI.")
-    if fs.isdir(path):
-        raise DistilflowUserError(f"{uri} is a directory; give the path of a .jsonl or .parquet file.")
-    kind = _kind(uri)
-    if kind == "parquet":
-        yield from _read_parquet(fs, path, uri)
-    else:
-        yield from _read_jsonl(fs, path, uri)
+    """Rows of the dataset at `uri`, one at a time, in order; never the whole dataset in memory.
+
+    Where the dataset is and what it holds is checked now, so a wrong URI fails at the call.
+    """
+    return _iter_rows(_locate(uri))
 
 
 def write_rows(uri: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSONL or Parquet, atomically; returns how many rows were written.
+    """Write `rows` (consumed lazily) to a file or a directory dataset, atomically; returns the row count.
 
-    Rows go to a temporary name next to the target, which is replaced only once they are all
-    written: a reader sees the old file or the new one, never half of one.
+    A file target is written under a hidden temporary name beside it and moved into place at the
+    end: a reader, or a process killed half way, leaves the previous file whole (a killed process
+    may leave a hidden `.<name>.tmp-*` file behind). A directory target gets one part (more for
+    Parquet if the schema widens, see storage.formats) and a new manifest.
     """
-    kind = _kind(uri)
-    fs, path = fsspec.core.url_to_fs(uri)
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    try:
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-    except OSError as e:
-        raise DistilflowUserError(f"{uri}: cannot create the output directory ({e}); choose a writable path.") from e
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        count = _write_parquet(fs, temporary, rows) if kind == "parquet" else _write_jsonl(fs, temporary, rows)
-        fs.mv(temporary, path)
-    except BaseException:
-        if fs.exists(temporary):
-            fs.rm(temporary)
-        raise
-    return count
+    target = resolve_target(uri)
+    if target.directory:
+        with DatasetWriter(uri) as writer:
+            writer.write_stream(rows)
+            return writer.commit()
+    with storage_errors(uri, "write"):
+        return _write_file(target, rows)
 
 
-def _kind(uri: str) -> str:
-    lowered = uri.lower()
-    if lowered.endswith(_PARQUET):
-        return "parquet"
-    if lowered.endswith(_JSONL):
-        return "jsonl"
-    raise DistilflowUserError(
-        f"{uri}: unknown dataset format; use a file name ending in .jsonl (one JSON object per line) or .parquet."
-    )
+def check_readable(uri: str) -> None:
+    """Raise DistilflowUserError unless `uri` is a dataset: a JSONL/Parquet file, or a directory of them."""
+    _locate(uri)
 
 
-def _read_jsonl(fs, path: str, uri: str) -> Iterator[dict[str, Any]]:
-    with fs.open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DistilflowUserError(f"{uri}, line {number}: not UTF-8 text ({e.reason}); re-encode the file as UTF-8.") from e
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DistilflowUserError(f"{uri}, line {number}: not a JSON object ({e.msg}); is it JSONL?") from e
-            if not isinstance(row, dict):
-                raise DistilflowUserError(f"{uri}, line {number}: a row must be a JSON object, got {type(row).__name__}.")
-            yield row
+def check_writable(uri: str) -> None:
+    """Raise DistilflowUserError unless a dataset can be written at `uri`.
 
-
-def _write_jsonl(fs, path: str, rows: Iterable[dict[str, Any]]) -> int:
-    count = 0
-    with fs.open(path, "wt", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-            count += 1
-    return count
-
-
-def _read_parquet(fs, path: str, uri: str) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    with fs.open(path, "rb") as f:
+    Writes and deletes a small hidden probe where the data would go, which on S3 also proves that
+    the bucket exists and the credentials may write. Directories it had to create are removed.
+    """
+    target = resolve_target(uri)
+    fs = target.fs
+    directory = target.path if target.directory else parent_of(target.path)
+    probe = join(directory, f".distilflow-probe-{uuid.uuid4().hex[:12]}")
+    with storage_errors(uri, "write"):
+        created = _make_directories(fs, directory) if is_local(fs) else []
         try:
-            parquet = pq.ParquetFile(f)
-        except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad file
-            raise DistilflowUserError(f"{uri}: not a readable Parquet file ({e}).") from e
-        for batch in parquet.iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
+            fs.pipe_file(probe, b"")
+            fs.rm_file(probe)
+        finally:
+            for made in created:
+                remove_tree_quietly(fs, made, only_if_empty=True)
 
 
-def _write_parquet(fs, path: str, rows: Iterable[dict[str, Any]]) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def _write_file(target: Target, rows: Iterable[dict[str, Any]]) -> int:
+    fs, path, uri = target.fs, target.path, target.uri
+    parent = parent_of(path)
+    if is_local(fs):
+        fs.makedirs(parent or ".", exist_ok=True)
+    temporary = join(parent, f".{path.rsplit('/', 1)[-1]}.tmp-{uuid.uuid4().hex[:12]}")
+    pieces: list[Piece] = []
+    try:
+        if target.format == "jsonl":
+            count = write_jsonl(fs, temporary, rows)
+        else:
+            pieces = write_parquet_stream(fs, lambda i: f"{temporary}.piece-{i:04d}", rows, uri)
+            count = sum(piece.rows for piece in pieces)
+            if len(pieces) == 1:
+                temporary = pieces.pop().path  # already the whole file
+            else:  # none (no rows: an empty file), or a widened schema: join under one schema
+                join_pieces(fs, pieces, temporary, "parquet", uri)
+        replace(fs, temporary, path)
+    except BaseException:
+        remove_quietly(fs, [temporary])
+        raise
+    finally:
+        remove_quietly(fs, [piece.path for piece in pieces])
+    return count
 
-    rows = list(rows)
-    table = pa.Table.from_pylist(rows)
-    with fs.open(path, "wb") as f:
-        pq.write_table(table, f)
-    return len(rows)
+
+def _locate(uri: str) -> _Dataset:
+    fs, path = filesystem(uri)
+    with storage_errors(uri, "read"):
+        kind = _kind_of(fs, path)
+        if kind is None:
+            _raise_missing(fs, path, uri)
+        if kind == "file":
+            fmt = format_of(path)
+            if fmt is None:
+                extension = os.path.splitext(path)[1] or "no extension"
+                raise DistilflowUserError(
+                    f"{uri}: not a JSONL or Parquet file ({extension}); give a .jsonl or .parquet file, "
+                    "or a directory of them."
+                )
+            return _Dataset(fs, [_Part(path, uri, fmt)])
+        manifest_path = join(path, MANIFEST)
+        try:
+            manifest = fs.cat_file(manifest_path)
+        except FileNotFoundError:
+            return _Dataset(fs, _listed_parts(fs, path, uri))
+        return _Dataset(fs, _manifest_parts(manifest, path, uri), manifest_path, manifest)
+
+
+def _kind_of(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
+    try:
+        return "directory" if fs.info(path)["type"] == "directory" else "file"
+    except FileNotFoundError as e:
+        if "bucket does not exist" in str(e):
+            raise
+        return None
+
+
+def _raise_missing(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> None:
+    if not is_local(fs) and "/" in path.strip("/"):
+        bucket = path.strip("/").split("/", 1)[0]
+        if not fs.exists(bucket):
+            raise StorageNotFoundError(f"{uri}: bucket {bucket_of(uri)!r} does not exist; create it or fix the URI.")
+    raise StorageNotFoundError(f"{uri}: no such file or directory; check the path or URI.")
+
+
+def _listed_parts(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> list[_Part]:
+    names = sorted(
+        entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=True) if entry["type"] == "file"
+    )
+    parts = [
+        _Part(join(path, name), f"{uri.rstrip('/')}/{name}", fmt)
+        for name in names
+        if not name.startswith((".", "_")) and (fmt := format_of(name))
+    ]
+    if not parts:
+        raise DistilflowUserError(
+            f"{uri}: not a dataset: no {MANIFEST} and no .jsonl or .parquet files in it; point at a dataset "
+            "file or a directory that holds them."
+        )
+    return parts
+
+
+def _manifest_parts(manifest: bytes, path: str, uri: str) -> list[_Part]:
+    try:
+        document = json.loads(manifest)
+        names = document["parts"]
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise TypeError("parts must be a list of relative paths")
+    except (ValueError, KeyError, TypeError) as e:
+        raise DistilflowUserError(
+            f"{uri}: its {MANIFEST} is damaged ({e}); write the dataset again, or delete {MANIFEST} to read "
+            "the part files in name order."
+        ) from e
+    fmt = document.get("format")
+    return [_Part(join(path, name), f"{uri.rstrip('/')}/{name}", format_of(name) or fmt) for name in names]
+
+
+def _iter_rows(dataset: _Dataset) -> Iterator[dict[str, Any]]:
+    for part in dataset.parts:
+        try:
+            with storage_errors(part.uri, "read"):
+                yield from iter_file_rows(dataset.fs, part.path, part.uri, part.format)
+        except StorageNotFoundError:
+            if dataset.manifest_path and _manifest_changed(dataset):
+                raise DistilflowUserError(
+                    f"{part.uri}: the dataset was replaced by a newer version while it was being read; read it again."
+                ) from None
+            raise
+
+
+def _manifest_changed(dataset: _Dataset) -> bool:
+    try:
+        return dataset.fs.cat_file(dataset.manifest_path) != dataset.manifest
+    except FileNotFoundError:
+        return True
+
+
+def _make_directories(fs: fsspec.AbstractFileSystem, directory: str) -> list[str]:
+    """Create `directory` and its missing parents; returns those created, deepest first."""
+    missing = []
+    current = directory or "."
+    while current and not fs.exists(current):
+        missing.append(current)
+        current = parent_of(current)
+    fs.makedirs(directory or ".", exist_ok=True)
+    return missing

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import uuid
 
-import fsspec
-
+from storage.errors import storage_errors
+from storage.filesystems import filesystem, join, write_bytes_atomic
 from tasks.errors import DistilflowUserError
 
 __all__ = ["save_image"]
@@ -16,22 +16,21 @@ _FORMATS = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"GIF8": "gif", b"RIFF": 
 
 
 def save_image(image_b64: str, directory: str) -> str:
-    """Store a base64 image under `<directory>/<sha256>.<ext>` and return its path or URI.
+    """Store a base64 image as `<directory>/<sha256>.<ext>` and return that path or URI.
 
-    The same image is stored once, however many rows hold it; an existing file is not rewritten.
+    The same image is stored once, however many rows hold it: an existing object is not rewritten
+    (its name is its content). The write is atomic, so a reader never sees a partial image.
     """
     try:
         data = base64.b64decode(image_b64, validate=True)
-    except (ValueError, TypeError) as e:
+    except (binascii.Error, ValueError, TypeError) as e:
         raise DistilflowUserError(f"cannot store an image that is not valid base64 ({e}).") from e
     extension = next((ext for magic, ext in _FORMATS.items() if data.startswith(magic)), "bin")
     name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
-    fs, root = fsspec.core.url_to_fs(directory)
-    target = f"{root.rstrip('/')}/{name}"
-    if not fs.exists(target):
-        fs.makedirs(root, exist_ok=True)
-        temporary = f"{target}.tmp-{uuid.uuid4().hex}"  # two writers never share a temporary file
-        with fs.open(temporary, "wb") as f:
-            f.write(data)
-        fs.mv(temporary, target)
-    return f"{directory.rstrip('/')}/{name}"
+    uri = f"{directory.rstrip('/')}/{name}"
+    fs, root = filesystem(directory)
+    target = join(root, name)
+    with storage_errors(uri, "write"):
+        if not fs.exists(target):
+            write_bytes_atomic(fs, target, data)
+    return uri

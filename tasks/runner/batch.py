@@ -8,7 +8,6 @@ retries it later; anything else fails it at once.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -54,20 +53,17 @@ _batch = prefect_task(run_batch, name="distilflow-batch", task_run_name="{label}
 
 
 def result_storage_for(location: str) -> Any:
-    """A local directory as a Path; any other fsspec URI as a saved RemoteFileSystem block.
+    """A local directory as a Path; any other fsspec URI as distilflow's saved storage block.
 
     Prefect only accepts saved blocks for remote storage. The block holds the URI and nothing
-    else: credentials and endpoints come from the worker's environment (AWS_*, fsspec config),
-    since a block's settings are stored in plain text.
+    else: credentials and endpoints come from the worker's environment (or a Secret block),
+    through `storage.filesystem`, since a block's settings are stored in plain text.
     """
     if "://" not in location or location.startswith("file://"):
         return Path(location.removeprefix("file://"))
-    from prefect.filesystems import RemoteFileSystem
+    from storage import result_storage_block
 
-    name = f"distilflow-results-{hashlib.sha256(location.encode()).hexdigest()[:16]}"
-    block = RemoteFileSystem(basepath=location)
-    block.save(name, overwrite=True)
-    return block
+    return result_storage_block(location)
 
 
 def batch_task_for(task: _Task, options: RunOptions) -> PrefectTask:

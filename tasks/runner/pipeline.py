@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
@@ -31,13 +31,20 @@ __all__ = ["RunResult", "run_tasks"]
 _log = logging.getLogger("distilflow.runner")
 
 
+class RowSink(Protocol):
+    """Where finished batches go as they finish (e.g. `storage.DatasetWriter`)."""
+
+    def write_part(self, index: int, rows: list[dict[str, Any]]) -> None: ...
+
+
 @dataclass
 class RunResult:
     """The rows that made it through every step, in input order, and what happened on the way."""
 
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # empty when the run was asked not to keep them (keep_rows=False)
     steps: list[StepSummary]
     errors: dict[str, str] = field(default_factory=dict)  # failed batch label -> error
+    rows_out: int = 0  # rows that made it through every step, kept or not
 
     @property
     def failed_batches(self) -> list[str]:
@@ -86,17 +93,20 @@ def run_tasks(
     tasks: Union[_Task, Sequence[_Task]],
     rows: Iterable[dict[str, Any]],
     options: Union[RunOptions, None] = None,
+    *,
+    sink: Union[RowSink, None] = None,
+    keep_rows: bool = True,
     **option_overrides: Any,
 ) -> RunResult:
     """Run `rows` through `tasks` (one task, or a chain) and return the final rows.
 
     Inside a Prefect flow every batch of every step is a task run with retries and caching;
     outside one, batches run in-process. Input problems raise `DistilflowUserError` before any
-    model request is sent.
+    model request is sent. Each finished batch's final rows go to `sink.write_part(batch index,
+    rows)` as soon as they exist; with `keep_rows=False` they are not also kept in memory.
     """
     steps = [tasks] if isinstance(tasks, _Task) else list(tasks)
-    options = (options or RunOptions()).model_copy(update=option_overrides)
-    RunOptions.model_validate(options.model_dump())
+    options = RunOptions.model_validate({**(options or RunOptions()).model_dump(), **option_overrides})
     rows = list(rows)
     _check_chain(steps, rows)
     for step in steps:
@@ -108,17 +118,35 @@ def run_tasks(
         for s in steps
     ]
     in_flow = FlowRunContext.get() is not None
+    collected = _Collector(len(chunks), sink, keep_rows)
     with RunReporter(steps, summaries, options, in_flow=in_flow) as reporter:
         runner = _run_in_flow if in_flow else _run_in_process
-        outputs, errors = runner(steps, chunks, options, summaries, reporter)
-        result = RunResult(rows=[r for out in outputs if out is not None for r in out], steps=summaries, errors=errors)
+        errors = runner(steps, chunks, options, summaries, reporter, collected)
+        result = RunResult(rows=collected.rows(), steps=summaries, errors=errors, rows_out=collected.count)
         reporter.finish(result)
     return result
 
 
-def _run_in_flow(steps, chunks, options, summaries, reporter):
+class _Collector:
+    """Final rows per batch index: handed to the sink at once, kept only if asked."""
+
+    def __init__(self, batches: int, sink: Union[RowSink, None], keep: bool) -> None:
+        self.outputs: list[Union[list, None]] = [None] * batches if keep else []
+        self.sink, self.keep, self.count = sink, keep, 0
+
+    def add(self, index: int, rows: list[dict[str, Any]]) -> None:
+        if self.sink is not None:
+            self.sink.write_part(index, rows)
+        if self.keep:
+            self.outputs[index] = rows
+        self.count += len(rows)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [row for out in self.outputs if out is not None for row in out]
+
+
+def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
     batch_tasks = [batch_task_for(step, options) for step in steps]
-    outputs: list[Union[list, None]] = [None] * len(chunks)
     errors: dict[str, str] = {}
     waiting = deque(range(len(chunks)))
     in_flight: dict[Any, tuple[int, int]] = {}
@@ -147,7 +175,7 @@ def _run_in_flow(steps, chunks, options, summaries, reporter):
                 in_flight[nxt] = (i, k + 1)
                 summaries[k + 1].rows_in += len(out)
             else:
-                outputs[i] = out
+                collected.add(i, out)
         else:
             error = state.result(raise_on_failure=False)
             errors[label(k, i)] = _describe(error, state)
@@ -160,11 +188,10 @@ def _run_in_flow(steps, chunks, options, summaries, reporter):
     for _ in waiting:  # fail_fast stopped the run: these chains never started
         for summary in summaries:
             summary.not_run += 1
-    return outputs, errors
+    return errors
 
 
-def _run_in_process(steps, chunks, options, summaries, reporter):
-    outputs: list[Union[list, None]] = [None] * len(chunks)
+def _run_in_process(steps, chunks, options, summaries, reporter, collected):
     errors: dict[str, str] = {}
     for i, chunk in enumerate(chunks):
         if errors and options.fail_fast:
@@ -186,8 +213,9 @@ def _run_in_process(steps, chunks, options, summaries, reporter):
                 break
             _record(summaries[k], step, current, False, f"{step.name}[{i + 1}/{len(chunks)}]", options.max_fallback_rows_shown)
             reporter.batch_done()
-        outputs[i] = current
-    return outputs, errors
+        if current is not None:
+            collected.add(i, current)
+    return errors
 
 
 def _record(summary: StepSummary, step: _Task, out: list[dict[str, Any]], cached: bool, label: str, cap: int) -> None:
