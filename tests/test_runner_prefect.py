@@ -283,3 +283,19 @@ def test_batches_run_concurrently_up_to_the_limit(sim, tmp_path):
     state, result = run(task, rows(6), tmp_path, max_concurrent_batches=3)
     assert state.name == "Completed" and len(result.rows) == 6
     assert sim.stats()["max_in_flight"] == 3  # one request per batch, three batches at a time
+
+
+def test_a_global_concurrency_limit_caps_batches_across_runs(sim, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="sim-model-batches", limit=1))
+    sim.configure(latency=0.2)
+    task = TextGeneration(llm=llm(sim), input_batch_size=1)
+    state, result = run(task, rows(4), tmp_path, max_concurrent_batches=4, concurrency_limit="sim-model-batches")
+    assert state.name == "Completed" and len(result.rows) == 4
+    assert sim.stats()["max_in_flight"] == 1  # four batches allowed locally, one by the shared limit
+
+    state, _ = run(TextGeneration(llm=llm(sim), input_batch_size=1, name="other"), rows(2), tmp_path, concurrency_limit="no-such-limit", retries=0)
+    assert state.is_failed() and "prefect gcl create no-such-limit" in state.message

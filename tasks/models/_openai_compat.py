@@ -1,4 +1,4 @@
-"""Connection settings, secrets and retries shared by the OpenAI-compatible clients.
+"""Connection settings, secrets, retries and adaptive concurrency of the OpenAI-compatible clients.
 
 An OpenAI-compatible endpoint (OpenAI, vLLM, SGLang, Ollama, llama.cpp, TGI, gateways, the
 simulator) is configuration: a `base_url` and a key. The `openai` SDK's own retries are turned off
@@ -21,9 +21,10 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 import openai
-from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PrivateAttr, SecretStr
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt, PrivateAttr, SecretStr
 
 from tasks._loop import PerLoop
+from tasks.models._concurrency import AdaptiveLimit
 from tasks.errors import DistilflowUserError, ModelRequestError
 
 T = TypeVar("T")
@@ -50,7 +51,12 @@ class OpenAICompatible(BaseModel):
     retry_backoff: PositiveFloat = Field(default=0.5, description="First retry delay, doubled each time.")
     retry_max_delay: PositiveFloat = Field(default=30.0, description="Longest wait between retries.")
 
+    min_concurrent_requests: PositiveInt = Field(
+        default=1, description="The adaptive request limit never goes below this, however many 429s."
+    )
+
     _clients: PerLoop = PrivateAttr(default_factory=PerLoop)
+    _limits_adaptive: PerLoop = PrivateAttr(default_factory=PerLoop)
 
     # -- settings ------------------------------------------------------------------------------
 
@@ -120,20 +126,45 @@ class OpenAICompatible(BaseModel):
     async def call_with_retries(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
         """Await `request()`, retrying transient failures with backoff and jitter."""
         attempt = 0
+        limit = self.concurrency_limit()
         while True:
+            await limit.acquire()
             try:
-                return await request()
+                result = await request()
             # a body that is not JSON (a proxy's error page) surfaces as JSONDecodeError
             except (openai.APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError) as e:
+                limit.release()
                 status, response = _status_of(e)
+                retry_after = _retry_after(response) if response is not None else None
+                if status in (429, 503):  # the server says it has too much: ask less of it
+                    limit.overloaded(retry_after)
                 transient = status is None or _is_transient_status(status)
                 if not transient or attempt >= self.max_retries:
                     raise self._request_error(what, e, status, transient) from e
-                delay = _retry_after(response) if response is not None else None
-                delay = self._backoff(attempt) if delay is None else delay
+                delay = self._backoff(attempt) if retry_after is None else retry_after
+            except BaseException:
+                limit.release()
+                raise
+            else:
+                limit.release()
+                limit.succeeded()
+                return result
             attempt += 1
             _log.debug("%s: transient failure, retry %d in %.2fs", what, attempt, delay)
             await asyncio.sleep(min(delay, self.retry_max_delay))
+
+    def concurrency_limit_for_tests(self) -> AdaptiveLimit:
+        """The limit of distilflow's shared loop, where the sync `generate` runs."""
+        from tasks._loop import _shared_loop
+
+        loop = _shared_loop()
+        return next(limit for owner, limit in self._limits_adaptive.items() if owner is loop)
+
+    def concurrency_limit(self) -> AdaptiveLimit:
+        """This loop's adaptive limit on requests in flight (see `tasks.models._concurrency`)."""
+        return self._limits_adaptive.get(
+            lambda: AdaptiveLimit(ceiling=self.max_concurrent_requests, floor=self.min_concurrent_requests)
+        )
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self.retry_max_delay, self.retry_backoff * 2**attempt)

@@ -8,8 +8,9 @@ retries it later; anything else fails it at once.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from prefect import Task as PrefectTask
 from prefect import task as prefect_task
@@ -18,7 +19,7 @@ from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
 
 from tasks.base import _Task
-from tasks.errors import ModelRequestError
+from tasks.errors import DistilflowUserError, ModelRequestError
 from tasks.runner.cache import StepCachePolicy, digest, step_identity
 from tasks.runner.options import RunOptions
 from tasks.runner.report import count_rows, fallback_message, shape_message
@@ -33,14 +34,36 @@ def process_rows(task: _Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return [row for batch in task.process_applying_mappings(rows) for row in batch]
 
 
-def run_batch(task: _Task, rows: list[dict[str, Any]], label: str) -> State:
+def run_batch(task: _Task, rows: list[dict[str, Any]], label: str, concurrency_limit: Union[str, None] = None) -> State:
     """The body of a batch task run: generate, then name the state after what happened."""
-    out = process_rows(task, rows)
+    if concurrency_limit:
+        with _global_slot(concurrency_limit):
+            out = process_rows(task, rows)
+    else:
+        out = process_rows(task, rows)
     counts = count_rows(task, out)
     message = shape_message(task, len(rows), len(out))
     if counts.fallbacks:
         return Completed(name=FALLBACK_STATE_NAME, message=f"{message}; {fallback_message(counts)}", data=out)
     return Completed(message=message, data=out)
+
+
+@contextmanager
+def _global_slot(name: str):
+    """One slot of a Prefect global concurrency limit, shared by every worker."""
+    from prefect.concurrency.sync import concurrency
+
+    try:
+        with concurrency(name, occupy=1, strict=True):
+            yield
+    except Exception as e:
+        if type(e).__name__ != "ConcurrencySlotAcquisitionError":  # (its module is private)
+            raise
+        raise DistilflowUserError(
+            f"Could not take a slot of the global concurrency limit {name!r} ({e}). If it does not "
+            f"exist, create it with `prefect gcl create {name} --limit <batches at once>`, or unset "
+            "concurrency_limit."
+        ) from e
 
 
 def retry_if_transient(task: PrefectTask, task_run: Any, state: State) -> bool:

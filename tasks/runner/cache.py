@@ -30,7 +30,7 @@ _NOT_IDENTITY = {"llm", "image_generation_model", "input_batch_size"}
 # Client settings that are about transport, not about the answers.
 _CLIENT_TRANSPORT = {
     "api_key", "base_url", "timeout", "max_retries", "retry_backoff", "retry_max_delay",
-    "max_concurrent_requests",
+    "max_concurrent_requests", "min_concurrent_requests",
 }
 
 

@@ -31,6 +31,12 @@ class RunOptions(BaseModel):
         default=None,
         description="Directory of cached batch results; default $DISTILFLOW_RESULTS or ./.distilflow/results.",
     )
+    concurrency_limit: Union[str, None] = Field(
+        default=None,
+        description="Name of a Prefect global concurrency limit each running batch holds one slot of, "
+        "capping batches in flight across every worker (e.g. one limit per model: "
+        "`prefect gcl create gpt-4o --limit 8`). Off by default.",
+    )
     fail_fast: bool = Field(
         default=True,
         description="After a batch fails with a non-transient error (400, 404, auth), start no new batches.",

@@ -158,7 +158,7 @@ def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
     while waiting or in_flight:
         while waiting and not stopped and len(in_flight) < options.max_concurrent_batches:
             i = waiting.popleft()
-            future = batch_tasks[0].submit(quote(steps[0]), quote(chunks[i]), label(0, i))
+            future = batch_tasks[0].submit(quote(steps[0]), quote(chunks[i]), label(0, i), options.concurrency_limit)
             in_flight[future] = (i, 0)
             summaries[0].rows_in += len(chunks[i])
         if not in_flight:
@@ -171,7 +171,7 @@ def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
             out = done.result()
             _record(summaries[k], steps[k], out, state.name == "Cached", label(k, i), options.max_fallback_rows_shown)
             if k + 1 < len(steps):
-                nxt = batch_tasks[k + 1].submit(quote(steps[k + 1]), done, label(k + 1, i))
+                nxt = batch_tasks[k + 1].submit(quote(steps[k + 1]), done, label(k + 1, i), options.concurrency_limit)
                 in_flight[nxt] = (i, k + 1)
                 summaries[k + 1].rows_in += len(out)
             else:

@@ -86,7 +86,9 @@ async def _watch_disconnect(request: Request, done: asyncio.Future[bool]) -> Non
 
 def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
     async def model_request(request: Request, endpoint: str, build: Builder) -> Response:
-        state.enter()
+        if not state.enter():
+            state.refuse_over_quota(endpoint)
+            return scripted_error(429, state.config.retry_after).response()
         try:
             return await handle_model_request(request, endpoint, build)
         finally:

@@ -54,6 +54,9 @@ class SimulatorConfig(BaseModel):
     reject_n: bool = False
     ignore_n: bool = False
     rate_limit_fraction: float = _Fraction
+    # Like a provider's concurrency quota: a request arriving while this many are already being
+    # handled is answered 429 at once (with Retry-After). None: no quota.
+    max_concurrent_requests: int | None = Field(default=None, ge=1)
     retry_after: float = Field(default=0.05, ge=0.0)
     server_error_fraction: float = _Fraction
     unavailable_fraction: float = _Fraction

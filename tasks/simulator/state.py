@@ -59,6 +59,13 @@ class SimulatorState:
                 self._fault_rng = random.Random(new_config.fault_seed)
             return new_config
 
+    def refuse_over_quota(self, endpoint: str) -> None:
+        """Count a request refused by the concurrency quota (no script entry or fault draw used)."""
+        with self._lock:
+            self._requests += 1
+            self._by_endpoint[endpoint] += 1
+            self._by_status["429"] += 1
+
     def begin_request(self, endpoint: str) -> tuple[SimulatorConfig, Fault, int]:
         """Count a model request and decide its fault.
 
@@ -97,11 +104,18 @@ class SimulatorState:
             self._prompt_tokens += prompt_tokens
             self._completion_tokens += completion_tokens
 
-    def enter(self) -> None:
-        """A model request is being handled (the peak shows a client's real concurrency)."""
+    def enter(self) -> bool:
+        """A model request is being handled (the peak shows a client's real concurrency).
+
+        False when the concurrency quota is full: the request is refused, not counted in flight.
+        """
         with self._lock:
+            quota = self._config.max_concurrent_requests
+            if quota is not None and self._in_flight >= quota:
+                return False
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            return True
 
     def leave(self) -> None:
         with self._lock:
