@@ -20,6 +20,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
 
+from tasks._state import fresh_private_state
 from tasks.errors import DistilflowUserError
 from tasks.models.base import LLM, ImageGenerationModel
 from tasks.typing import ChatType, FormattedInput, StepColumns
@@ -70,8 +71,7 @@ class _Task(BaseModel, ABC):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        defaults = {name: attr.get_default() for name, attr in self.__private_attributes__.items()}
-        object.__setattr__(self, "__pydantic_private__", defaults)
+        object.__setattr__(self, "__pydantic_private__", fresh_private_state(self))
 
     # -- what a task declares ------------------------------------------------------------------
 
@@ -122,27 +122,37 @@ class _Task(BaseModel, ABC):
         """Yield the output rows of each batch of `input_batch_size` input rows."""
         rows = list(inputs)
         self.validate_rows(rows)
+        yield from self._process_checked(rows)
+
+    def process_applying_mappings(
+        self, inputs: Iterable[dict[str, Any]], *, validated: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
+        """`process`, reading inputs through `input_mappings` and writing `output_mappings`.
+
+        `validated=True` skips the per-row checks (the runner made them once, before any request).
+        """
+        rows = list(inputs)
+        if not validated:
+            self.validate_rows(rows, mapped=True)
+        if not (self.input_mappings or self.output_mappings):
+            yield from self._process_checked(rows)
+            return
+        size = self.input_batch_size
+        for start in range(0, len(rows), size):
+            views, hidden = zip(*(self._map_in(row) for row in rows[start : start + size]))
+            for batch in self._process_checked(list(views)):
+                # every input yields the same number of rows (n ungrouped, 1 grouped)
+                per_input = max(1, len(batch) // len(views))
+                yield [self._map_out(row, hidden[j // per_input]) for j, row in enumerate(batch)]
+
+    def _process_checked(self, rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        if type(self).process is not _Task.process:  # a subclass's own `process` (distilabel style)
+            yield from self.process(rows)
+            return
         if not self._loaded:
             self.load()
         for start in range(0, len(rows), self.input_batch_size):
             yield self.process_batch(rows[start : start + self.input_batch_size])
-
-    def process_applying_mappings(
-        self, inputs: Iterable[dict[str, Any]]
-    ) -> Iterator[list[dict[str, Any]]]:
-        """`process`, reading inputs through `input_mappings` and writing `output_mappings`."""
-        rows = list(inputs)
-        if not (self.input_mappings or self.output_mappings):
-            yield from self.process(rows)
-            return
-        self.validate_rows(rows, mapped=True)
-        size = self.input_batch_size
-        for start in range(0, len(rows), size):
-            views, hidden = zip(*(self._map_in(row) for row in rows[start : start + size]))
-            for batch in self.process(list(views)):
-                # every input yields the same number of rows (n ungrouped, 1 grouped)
-                per_input = max(1, len(batch) // len(views))
-                yield [self._map_out(row, hidden[j // per_input]) for j, row in enumerate(batch)]
 
     @abstractmethod
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -255,3 +255,19 @@ def test_image_generation_failure_is_a_model_request_error(sim):
 def test_env_is_clean():
     # guard: tests above must not leak their environment changes
     assert os.environ.get("OPENAI_API_KEY") != SECRET + "-env"
+
+
+def test_an_unpickled_client_works_in_another_process_with_its_own_key(sim, tmp_path):
+    import subprocess
+    import sys
+
+    model = llm(sim, api_key=SECRET)
+    model.load()
+    model.generate([CHAT])
+    (tmp_path / "client.pkl").write_bytes(pickle.dumps(model))
+    code = (
+        "import pickle, sys; m = pickle.loads(open(sys.argv[1], 'rb').read()); m.load(); "
+        "print(m.generate([[{'role': 'user', 'content': 'hi'}]])[0]['generations'][0] is not None)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "client.pkl")], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]

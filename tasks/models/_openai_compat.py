@@ -24,6 +24,7 @@ import openai
 from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt, PrivateAttr, SecretStr
 
 from tasks._loop import PerLoop
+from tasks._state import fresh_private_state
 from tasks.models._concurrency import AdaptiveLimit
 from tasks.errors import DistilflowUserError, ModelRequestError
 
@@ -117,9 +118,8 @@ class OpenAICompatible(BaseModel):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        # connection pools and loggers are rebuilt on the receiving side
-        defaults = {name: attr.get_default() for name, attr in self.__private_attributes__.items()}
-        object.__setattr__(self, "__pydantic_private__", defaults)
+        # connection pools, limits and loggers are rebuilt on the receiving side
+        object.__setattr__(self, "__pydantic_private__", fresh_private_state(self))
 
     # -- requests ------------------------------------------------------------------------------
 

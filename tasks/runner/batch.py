@@ -30,8 +30,8 @@ FALLBACK_STATE_NAME = "CompletedWithFallbacks"
 
 
 def process_rows(task: _Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """All output rows of `task` on `rows` (mappings applied)."""
-    return [row for batch in task.process_applying_mappings(rows) for row in batch]
+    """All output rows of `task` on `rows` (mappings applied; rows were checked up front)."""
+    return [row for batch in task.process_applying_mappings(rows, validated=True) for row in batch]
 
 
 def run_batch(task: _Task, rows: list[dict[str, Any]], label: str, concurrency_limit: Union[str, None] = None) -> State:

@@ -17,7 +17,6 @@ from typing import Any, Protocol, Union
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
-from prefect.utilities.annotations import quote
 
 from tasks.base import _Task
 from tasks.errors import DistilflowUserError, ModelRequestError
@@ -158,7 +157,7 @@ def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
     while waiting or in_flight:
         while waiting and not stopped and len(in_flight) < options.max_concurrent_batches:
             i = waiting.popleft()
-            future = batch_tasks[0].submit(quote(steps[0]), quote(chunks[i]), label(0, i), options.concurrency_limit)
+            future = batch_tasks[0].submit(steps[0], chunks[i], label(0, i), options.concurrency_limit)
             in_flight[future] = (i, 0)
             summaries[0].rows_in += len(chunks[i])
         if not in_flight:
@@ -171,13 +170,17 @@ def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
             out = done.result()
             _record(summaries[k], steps[k], out, state.name == "Cached", label(k, i), options.max_fallback_rows_shown)
             if k + 1 < len(steps):
-                nxt = batch_tasks[k + 1].submit(quote(steps[k + 1]), done, label(k + 1, i), options.concurrency_limit)
+                # plain values, not futures or `quote(...)`: both break on the way to Dask workers
+                nxt = batch_tasks[k + 1].submit(steps[k + 1], out, label(k + 1, i), options.concurrency_limit)
                 in_flight[nxt] = (i, k + 1)
                 summaries[k + 1].rows_in += len(out)
             else:
                 collected.add(i, out)
         else:
-            error = state.result(raise_on_failure=False)
+            try:
+                error = state.result(raise_on_failure=False)
+            except Exception as e:  # noqa: BLE001 - e.g. a run left PENDING by a crashed worker
+                error = e
             errors[label(k, i)] = _describe(error, state)
             summaries[k].failed.append(label(k, i))
             for later in summaries[k + 1 :]:

@@ -1,0 +1,233 @@
+"""Throughput: the bare openai client vs distilflow vs distilabel, on the same simulator.
+
+    python benchmarks/throughput.py                      # N=5000, latency 200 ms, concurrency 200
+    python benchmarks/throughput.py --rows 100000 --latency 0.02 --modes distilflow   # memory at 100k rows
+    python benchmarks/throughput.py --rate-limit 0.2     # also a run where 20% of answers are 429
+
+Every mode runs in its own process (its CPU time and peak memory are its own); imports and
+set-up are not timed; the simulator and a Prefect server run in processes of their own, started
+before any timing. distilflow's time is the whole flow run, Prefect's start and exit included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rows(n: int) -> list[dict]:
+    return [{"instruction": f"Question {i}: explain topic number {i} briefly."} for i in range(n)]
+
+
+# -- the modes (each runs in a child process) ------------------------------------------------------
+
+
+def bare(args) -> dict:
+    import asyncio
+
+    import openai
+
+    async def main() -> int:
+        client = openai.AsyncOpenAI(base_url=args.base_url, api_key="x", max_retries=10)
+        limit = asyncio.Semaphore(args.concurrency)
+
+        async def one(row):
+            async with limit:
+                answer = await client.chat.completions.create(
+                    model="bench", messages=[{"role": "user", "content": row["instruction"]}], max_tokens=128
+                )
+                return answer.choices[0].message.content
+
+        outputs = await asyncio.gather(*(one(r) for r in rows(args.rows)))
+        return sum(1 for o in outputs if o)
+
+    return lambda: {"rows_out": asyncio.run(main())}
+
+
+def distilflow(args) -> dict:
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from storage import DatasetWriter
+    from tasks import TextGeneration
+    from tasks.models import OpenAILLM
+    from tasks.runner import run_tasks
+
+    batch = min(args.batch_size, max(1, args.rows // 4))
+    task = TextGeneration(
+        llm=OpenAILLM(model="bench", base_url=args.base_url, max_concurrent_requests=args.concurrency, max_retries=20),
+        input_batch_size=batch,
+    )
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=64))
+    def generate() -> dict:
+        started = time.perf_counter()
+        with DatasetWriter(args.output) as writer:
+            result = run_tasks(
+                task, rows(args.rows), keep_rows=False, sink=writer, result_storage=args.results,
+                max_concurrent_batches=2 * (args.concurrency // batch) + 2, progress=False,
+            )
+            written = writer.commit()
+        return {"rows_out": written, "run_tasks_s": time.perf_counter() - started,
+                "cache_hits": sum(s.cache_hits for s in result.steps), "batches": result.steps[0].batches}
+
+    return generate
+
+
+def distilabel(args) -> dict:
+    from distilabel.models import OpenAILLM as DistilabelOpenAILLM
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps import LoadDataFromDicts
+    from distilabel.steps.tasks import TextGeneration as DistilabelTextGeneration
+
+    def go() -> dict:
+        with Pipeline(name="bench") as pipeline:
+            load = LoadDataFromDicts(data=rows(args.rows))
+            generate = DistilabelTextGeneration(llm=DistilabelOpenAILLM(model="bench", base_url=args.base_url, api_key="x"))
+            load >> generate
+        distiset = pipeline.run(use_cache=False)
+        return {"rows_out": sum(len(split) for split in distiset["default"].values())}
+
+    return go
+
+
+MODES = {"bare": bare, "distilflow": distilflow, "distilabel": distilabel}
+
+
+def child(args) -> None:
+    go = MODES[args.mode](args)  # imports and set-up are not timed
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+    result = go()
+    result.update(
+        wall_s=time.perf_counter() - started_wall,
+        cpu_s=time.process_time() - started_cpu,
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# -- the parent: servers, runs, the table ------------------------------------------------------------
+
+
+def start(command: list[str], env: dict, pattern: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        match = re.search(pattern, line or "")
+        if match:
+            return process, match.group(1)
+    process.kill()
+    raise RuntimeError(f"{command[:4]} did not start")
+
+
+def run_child(mode: str, args, env: dict, base_url: str, work: Path, **extra) -> dict:
+    command = [sys.executable, __file__, "--child", mode, "--base-url", base_url, "--rows", str(args.rows),
+               "--concurrency", str(args.concurrency), "--batch-size", str(args.batch_size),
+               "--output", extra.get("output", str(work / f"{mode}.jsonl")), "--results", extra.get("results", str(work / f"results-{mode}"))]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=work, timeout=3600)
+    found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"{mode} failed:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
+    return json.loads(found[-1][len("RESULT "):])
+
+
+def requests_so_far(base_url: str) -> int:
+    import httpx
+
+    return httpx.get(base_url.removesuffix("/v1") + "/_sim/stats").json()["requests"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--modes", default="bare,distilflow,distilabel")
+    parser.add_argument("--rate-limit", type=float, default=0.0, help="also run distilflow with this share of 429s")
+    parser.add_argument("--child"), parser.add_argument("--base-url"), parser.add_argument("--output"), parser.add_argument("--results")
+    args = parser.parse_args()
+    if args.child:
+        args.mode = args.child
+        return child(args)
+
+    work = Path(tempfile.mkdtemp(prefix="distilflow-bench-"))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
+    env.update(PREFECT_HOME=str(work / "prefect"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING")
+    sim, base_url = start([sys.executable, "-m", "tasks.simulator", "--port", "0", "--latency", str(args.latency)], env, r"listening on (\S+)")
+    server, _ = start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, r"(Uvicorn running|Check out the dashboard)")
+    time.sleep(2)
+    results: dict[str, dict] = {}
+    try:
+        for mode in args.modes.split(","):
+            if mode == "distilabel" and subprocess.run([sys.executable, "-c", "import distilabel"], capture_output=True).returncode:
+                print("distilabel is not installed (pip install -e '.[bench]'); skipping it")
+                continue
+            before = requests_so_far(base_url)
+            results[mode] = run_child(mode, args, env, base_url, work)
+            results[mode]["requests"] = requests_so_far(base_url) - before
+            if mode == "distilflow":  # again: every batch from the cache
+                before = requests_so_far(base_url)
+                results["distilflow (cached re-run)"] = run_child(mode, args, env, base_url, work, output=str(work / "again.jsonl"), results=str(work / "results-distilflow"))
+                results["distilflow (cached re-run)"]["requests"] = requests_so_far(base_url) - before
+        if args.rate_limit:
+            sim.terminate()
+            sim, base_url = start([sys.executable, "-m", "tasks.simulator", "--port", "0", "--latency", str(args.latency),
+                                   "--rate-limit-fraction", str(args.rate_limit), "--retry-after", "0.5"], env, r"listening on (\S+)")
+            label = f"distilflow ({args.rate_limit:.0%} answers 429)"
+            results[label] = run_child("distilflow", args, env, base_url, work, results=str(work / "results-faults"))
+            results[label]["requests"] = requests_so_far(base_url)
+    finally:
+        sim.terminate(), server.terminate()
+    report(results, args)
+
+
+def report(results: dict[str, dict], args) -> None:
+    print(f"\nN={args.rows} rows, simulator latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, "
+          f"{os.cpu_count()} cores\n")
+    print(f"{'mode':32} {'rows out':>9} {'requests':>9} {'wall s':>8} {'rows/s':>8} {'cpu s':>7} {'peak MiB':>9}")
+    for mode, r in results.items():
+        print(f"{mode:32} {r['rows_out']:>9} {r['requests']:>9} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
+              f"{r['cpu_s']:>7.2f} {r['peak_rss_mib']:>9.0f}")
+    bare_r, flow_r = results.get("bare"), results.get("distilflow")
+    if bare_r and flow_r:
+        print(f"\ndistilflow / bare rows/s: {(flow_r['rows_out'] / flow_r['wall_s']) / (bare_r['rows_out'] / bare_r['wall_s']):.2f} "
+              f"(flow run incl. Prefect's per-run start/exit); run_tasks alone: "
+              f"{(flow_r['rows_out'] / flow_r['run_tasks_s']) / (bare_r['rows_out'] / bare_r['wall_s']):.2f}")
+        print(f"framework CPU per row beyond the bare client: {(flow_r['cpu_s'] - bare_r['cpu_s']) / args.rows * 1000:.3f} ms")
+    if flow_r and results.get("distilabel"):
+        d = results["distilabel"]
+        print(f"distilflow / distilabel rows/s: {(flow_r['rows_out'] / flow_r['wall_s']) / (d['rows_out'] / d['wall_s']):.2f}")
+    again = results.get("distilflow (cached re-run)")
+    if flow_r and again:
+        print(f"cached re-run: {again['wall_s'] / flow_r['wall_s']:.0%} of the first run's time, {again['requests']} requests")
+    faults = next((r for m, r in results.items() if "429" in m), None)
+    if flow_r and faults:
+        print(f"with 429s: {faults['rows_out']} of {args.rows} rows ({args.rows - faults['rows_out']} lost), "
+              f"{faults['wall_s'] / flow_r['wall_s']:.2f}x the fault-free time")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()
