@@ -43,6 +43,7 @@ class OpenAICompatible(BaseModel):
     api_key_env: ClassVar[str] = "OPENAI_API_KEY"
     default_base_url: ClassVar[str] = _OPENAI_URL
 
+    model: str = Field(description="Model name sent to the server and written to rows.")
     base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1.")
     api_key: SecretStr | None = Field(
         default=None, description="API key; prefer the environment variable, which is never serialized."
@@ -58,6 +59,18 @@ class OpenAICompatible(BaseModel):
 
     _clients: PerLoop = PrivateAttr(default_factory=PerLoop)
     _limits_adaptive: PerLoop = PrivateAttr(default_factory=PerLoop)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    def load(self) -> None:
+        super().load()
+        self.check_settings()
+
+    def unload(self) -> None:
+        self.close_clients()
+        super().unload()
 
     # -- settings ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Union
 
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 
 from tasks.errors import DistilflowUserError, ModelRequestError
 from tasks.models._openai_compat import OpenAICompatible
@@ -26,21 +26,7 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
     prompt's size, and that generation's share of the completion tokens the server reported.
     """
 
-    model: str = Field(description="Model name sent to the server and written to rows.")
-
     _n_supported: Union[bool, None] = PrivateAttr(default=None)
-
-    @property
-    def model_name(self) -> str:
-        return self.model
-
-    def load(self) -> None:
-        super().load()
-        self.check_settings()
-
-    def unload(self) -> None:
-        self.close_clients()
-        super().unload()
 
     async def agenerate(
         self,

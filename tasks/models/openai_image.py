@@ -6,7 +6,7 @@ import base64
 from typing import Any, Union
 
 import httpx
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 
 from tasks._loop import PerLoop
 from tasks.models._openai_compat import OpenAICompatible
@@ -19,20 +19,9 @@ __all__ = ["OpenAIImageGeneration"]
 class OpenAIImageGeneration(OpenAICompatible, AsyncImageGenerationModel):
     """Images as base64 PNG/JPEG strings; URL answers are downloaded and encoded."""
 
-    model: str = Field(description="Image model name, e.g. 'dall-e-3' or 'gpt-image-1'.")
-
     _downloads: PerLoop = PrivateAttr(default_factory=PerLoop)
 
-    @property
-    def model_name(self) -> str:
-        return self.model
-
-    def load(self) -> None:
-        super().load()
-        self.check_settings()
-
     def unload(self) -> None:
-        self.close_clients()
         self._downloads.clear()
         super().unload()
 

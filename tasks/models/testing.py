@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, Callable, Union
 
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from tasks._png import encode_rgb_png
 from tasks.models.base import AsyncImageGenerationModel, AsyncLLM, LLM
@@ -23,7 +23,14 @@ __all__ = ["DummyAsyncLLM", "DummyImageGenerationModel", "DummyLLM"]
 Responses = Union[list[Union[str, None]], Callable[[Any, int], Union[str, None]], None]
 
 
-class _Counted:
+class _Counted(BaseModel):
+    model: str = "dummy"
+    _calls: int = PrivateAttr(default=0)
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
     @property
     def calls(self) -> int:
         """How many times the model was asked (one per `generate` or `agenerate` call)."""
@@ -31,6 +38,10 @@ class _Counted:
 
 
 class _DummyText(_Counted):
+    responses: Responses = None
+    report_statistics: bool = True
+    _served: int = PrivateAttr(default=0)
+
     def _answer(self, input: FormattedInput, num_generations: int) -> GenerateOutput:
         texts = []
         for i in range(num_generations):
@@ -55,14 +66,6 @@ class DummyLLM(_DummyText, LLM):
     """A sync LLM double."""
 
     model: str = "dummy-llm"
-    responses: Responses = None
-    report_statistics: bool = True
-    _served: int = PrivateAttr(default=0)
-    _calls: int = PrivateAttr(default=0)
-
-    @property
-    def model_name(self) -> str:
-        return self.model
 
     def generate(self, inputs: list[FormattedInput], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
         self._calls += 1
@@ -73,14 +76,6 @@ class DummyAsyncLLM(_DummyText, AsyncLLM):
     """An async LLM double (exercises the sync adapter)."""
 
     model: str = "dummy-async-llm"
-    responses: Responses = None
-    report_statistics: bool = True
-    _served: int = PrivateAttr(default=0)
-    _calls: int = PrivateAttr(default=0)
-
-    @property
-    def model_name(self) -> str:
-        return self.model
 
     async def agenerate(self, input: FormattedInput, num_generations: int = 1, **kwargs: Any) -> GenerateOutput:
         self._calls += 1
@@ -92,11 +87,6 @@ class DummyImageGenerationModel(_Counted, AsyncImageGenerationModel):
 
     model: str = "dummy-image-model"
     size: int = 8
-    _calls: int = PrivateAttr(default=0)
-
-    @property
-    def model_name(self) -> str:
-        return self.model
 
     async def agenerate(self, input: str, num_generations: int = 1, **kwargs: Any) -> ImageGenerateOutput:
         self._calls += 1
