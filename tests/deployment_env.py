@@ -18,6 +18,20 @@ ROOT = Path(__file__).resolve().parents[1]
 POOL = "distilflow"
 
 
+def call_api(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """An HTTP call to a Prefect API, retried like Prefect's own client does when SQLite is busy."""
+    for attempt in range(8):
+        try:
+            response = httpx.request(method, url, timeout=10, **kwargs)
+            if response.status_code not in (502, 503, 504):
+                return response
+        except httpx.TransportError:
+            if attempt == 7:
+                raise
+        time.sleep(0.25 * 2**attempt)
+    return response
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,26 +117,27 @@ class DeploymentEnvironment:
 
     # -- the REST API --------------------------------------------------------------------------
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return call_api(method, f"{self.api}{path}", **kwargs)
+
     def deployment(self, name: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.api}/deployments/name/{name}/{name}", timeout=10)
+        response = self.request("GET", f"/deployments/name/{name}/{name}")
         response.raise_for_status()
         return response.json()
 
     def create_run(self, name: str, parameters: dict[str, Any]) -> httpx.Response:
         deployment = self.deployment(name)
-        return httpx.post(
-            f"{self.api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters}, timeout=10
-        )
+        return self.request("POST", f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
 
     def wait_for_run(self, flow_run_id: str, timeout: float = 180) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = httpx.get(f"{self.api}/flow_runs/{flow_run_id}", timeout=10).json()
+            run = self.request("GET", f"/flow_runs/{flow_run_id}").json()
             if run["state"] and run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
                 return run
             time.sleep(0.5)
         raise TimeoutError(f"flow run {flow_run_id} did not finish; worker log:\n{self.log('worker')[-3000:]}")
 
     def latest_artifact(self, key: str) -> dict[str, Any] | None:
-        response = httpx.get(f"{self.api}/artifacts/{key}/latest", timeout=10)
+        response = self.request("GET", f"/artifacts/{key}/latest")
         return response.json() if response.status_code == 200 else None

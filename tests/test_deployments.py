@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import httpx
 import pytest
 import yaml
 from deployment_env import ROOT
@@ -89,7 +88,7 @@ def test_model_settings_come_from_prefect_variable_and_secret_block(deployed, si
         assert simulator.stats()["requests"] == 3  # the run talked to the server named by the Variable
         assert {r["model_name"] for r in read_rows(str(tmp_path / "o.jsonl"))} == {"deployed-model"}
         # the key is nowhere in the deployment, the run's parameters, its logs or the worker's log
-        logs = httpx.post(f"{deployed.api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200, "offset": 0, "sort": "TIMESTAMP_ASC"}).text
+        logs = deployed.request("POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200, "offset": 0, "sort": "TIMESTAMP_ASC"}).text
         for text in (json.dumps(deployed.deployment("text-generation")), json.dumps(run), logs, deployed.log("worker")):
             assert secret not in text
         assert secret not in (ROOT / "prefect.yaml").read_text()

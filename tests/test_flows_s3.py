@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
+from deployment_env import call_api
 from prefect.settings import PREFECT_API_URL
 
 from flows.image_generation import ImageGenerationParams, image_generation
@@ -62,7 +62,7 @@ def test_image_flow_stores_images_on_s3_under_content_hashes(s3, sim):
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert row["image"].rsplit("/", 1)[-1] == hashlib.sha256(data).hexdigest() + ".png"
     flow_run_id = str(state.state_details.flow_run_id)
-    gallery = httpx.get(f"{PREFECT_API_URL.value()}/artifacts/image-generation-gallery/latest").json()
+    gallery = call_api("GET", f"{PREFECT_API_URL.value()}/artifacts/image-generation-gallery/latest").json()
     assert gallery["flow_run_id"] == flow_run_id
     assert gallery["data"].count("data:image/png;base64,") == 4
     assert all(row["image"] in gallery["data"] for row in rows)

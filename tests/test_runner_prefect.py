@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import pytest
+from deployment_env import call_api
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -70,7 +70,7 @@ def artifacts(flow_run_id, keys: tuple[str, ...]) -> dict[str, Any]:
     api = PREFECT_API_URL.value()
     found = {}
     for key in keys:
-        response = httpx.get(f"{api}/artifacts/{key}/latest")
+        response = call_api("GET", f"{api}/artifacts/{key}/latest")
         if response.status_code == 200 and response.json()["flow_run_id"] == str(flow_run_id):
             found[key] = response.json()
     return found
