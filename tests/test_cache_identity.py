@@ -65,3 +65,30 @@ def test_row_digest_is_stable_and_content_based():
     rows = [{"a": 1, "b": [1, 2]}, {"a": 2}]
     assert digest(rows) == digest([{"b": [1, 2], "a": 1}, {"a": 2}])
     assert digest(rows) != digest(rows[::-1])
+
+
+def test_editing_a_tasks_code_changes_its_key():
+    from tasks import Task
+
+    class A(Task):
+        inputs = property(lambda self: ["x"])
+        outputs = property(lambda self: ["y"])
+
+        def format_input(self, input):
+            return [{"role": "user", "content": input["x"]}]
+
+        def format_output(self, output, input=None):
+            return {"y": output}
+
+    class B(A):
+        def format_output(self, output, input=None):
+            return {"y": output.strip()}
+
+    class C(A):
+        def format_output(self, output, input=None):
+            return {"y": output}
+
+    llm = OpenAILLM(model="m")
+    assert key(B(name="t", llm=llm)) != key(C(name="t", llm=llm))
+    # the same code in another class body (other line numbers) gives the same digest part
+    assert step_identity(C(name="t", llm=llm))["code"] == step_identity(type("D", (A,), {"__module__": __name__, "format_output": C.format_output})(name="t", llm=llm))["code"]

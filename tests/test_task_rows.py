@@ -289,3 +289,25 @@ def test_tasks_pickle_without_losing_settings():
     clone = pickle.loads(pickle.dumps(task))
     assert clone.model_dump() == task.model_dump()
     assert next(clone.process([{"instruction": "x"}])) == next(task.process([{"instruction": "x"}]))
+
+
+def test_a_failing_input_raises_its_own_error_not_a_cancellation():
+    import asyncio
+
+    from tasks.models import AsyncLLM
+
+    class Flaky(AsyncLLM):
+        @property
+        def model_name(self):
+            return "flaky"
+
+        async def agenerate(self, input, num_generations=1, **kwargs):
+            if input[0]["content"] == "bad":
+                await asyncio.sleep(0.05)
+                raise ValueError("the server said no")
+            await asyncio.sleep(1)  # still in flight when the failure arrives: cancelled
+            return {"generations": ["x"]}
+
+    llm = Flaky()
+    with pytest.raises(ValueError, match="the server said no"):
+        llm.generate([prompt("slow"), prompt("bad"), prompt("slow")])

@@ -166,7 +166,10 @@ class _AsyncAdapter(BaseModel):
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        return [t.result() for t in tasks]  # re-raises the first failure in input order
+        failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+        if failed:  # the real error, not the cancellation of its neighbours
+            raise failed[0].exception()
+        return [t.result() for t in tasks]
 
 
 class AsyncLLM(_AsyncAdapter, LLM):

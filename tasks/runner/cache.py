@@ -14,7 +14,6 @@ one wrapper. So the key is built from what decides the answers and nothing else:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -54,17 +53,37 @@ def step_identity(task: _Task, version: str = "") -> dict[str, Any]:
 
 
 def _code_digest(cls: type) -> str:
-    """A digest of the task's own code and class-level prompts: editing `format_input` re-runs."""
-    parts = []
+    """A digest of the task's own code and class-level prompts: editing `format_input` re-runs.
+
+    Built from bytecode, not source: `inspect.getsource` parses with `ast`, which races with other
+    threads compiling code on CPython 3.11 (SystemError), and bytecode ignores moved lines.
+    """
+    parts: list[Any] = []
     for klass in cls.__mro__:
         # the framework's own base classes are not the step's code; refactoring them keeps caches
         if klass.__module__.startswith(("pydantic", "builtins", "abc", "typing", "tasks.base")):
             continue
-        try:
-            parts.append(inspect.getsource(klass))
-        except (OSError, TypeError):  # built at run time (the @task decorator): use its prompts
-            parts.append(repr(sorted((k, v) for k, v in vars(klass).items() if isinstance(v, str))))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        for name, value in sorted(vars(klass).items()):
+            if isinstance(value, str) and not name.startswith("__"):
+                parts.append((name, value))
+            else:
+                code = _code_of(value)
+                if code is not None:
+                    parts.append((name, _fingerprint(code)))
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def _code_of(value: Any) -> Any:
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        value = value.fget
+    return getattr(value, "__code__", None)
+
+
+def _fingerprint(code: Any) -> tuple:
+    consts = tuple(_fingerprint(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts)
+    return (code.co_code, code.co_names, code.co_varnames, consts)
 
 
 def digest(data: Any) -> str:
