@@ -169,8 +169,9 @@ def main() -> None:
     env.update(PREFECT_HOME=str(work / "prefect"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING")
     sim, base_url = start([sys.executable, "-m", "tasks.simulator", "--port", "0", "--latency", str(args.latency)], env, r"listening on (\S+)")
-    server, _ = start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, r"(Uvicorn running|Check out the dashboard)")
-    time.sleep(2)
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_healthy(f"http://127.0.0.1:{port}/api/health")
     results: dict[str, dict] = {}
     try:
         for mode in args.modes.split(","):
@@ -219,6 +220,20 @@ def report(results: dict[str, dict], args) -> None:
     if flow_r and faults:
         print(f"with 429s: {faults['rows_out']} of {args.rows} rows ({args.rows - faults['rows_out']} lost), "
               f"{faults['wall_s'] / flow_r['wall_s']:.2f}x the fault-free time")
+
+
+def _wait_healthy(url: str, timeout: float = 90) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the Prefect server at {url} did not become healthy")
 
 
 def _free_port() -> int:
