@@ -299,3 +299,16 @@ def test_a_global_concurrency_limit_caps_batches_across_runs(sim, tmp_path):
 
     state, _ = run(TextGeneration(llm=llm(sim), input_batch_size=1, name="other"), rows(2), tmp_path, concurrency_limit="no-such-limit", retries=0)
     assert state.is_failed() and "prefect gcl create no-such-limit" in state.message
+
+
+def test_outside_a_flow_fail_fast_follows_the_same_rule(sim):
+    task = TextGeneration(llm=llm(sim, max_retries=0), input_batch_size=1)
+    sim.configure(fault_script=[500])  # transient: the other batches still run
+    result = run_tasks(task, rows(3))
+    assert result.failed_batches == ["text_generation_0[1/3]"] and len(result.rows) == 2
+    assert result.steps[0].not_run == 0
+    sim.reset()
+    sim.configure(fault_script=[400])  # not transient: nothing new starts
+    result = run_tasks(task, rows(3))
+    assert result.failed_batches == ["text_generation_0[1/3]"] and result.rows == []
+    assert result.steps[0].not_run == 2 and sim.stats()["requests"] == 1

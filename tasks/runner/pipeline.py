@@ -23,7 +23,7 @@ from tasks.errors import DistilflowUserError, ModelRequestError
 from tasks.runner.batch import FALLBACK_STATE_NAME, batch_task_for, process_rows
 from tasks.runner.options import RunOptions
 from tasks.runner.progress import RunReporter
-from tasks.runner.report import StepSummary, count_rows
+from tasks.runner.report import StepSummary, clip, count_rows
 
 __all__ = ["RunResult", "run_tasks"]
 
@@ -152,7 +152,7 @@ def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
     stopped = False
 
     def label(k: int, i: int) -> str:
-        return f"{steps[k].name}[{i + 1}/{len(chunks)}]"
+        return _label(steps[k], i, len(chunks))
 
     while waiting or in_flight:
         while waiting and not stopped and len(in_flight) < options.max_concurrent_batches:
@@ -181,12 +181,7 @@ def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
                 error = state.result(raise_on_failure=False)
             except Exception as e:  # noqa: BLE001 - e.g. a run left PENDING by a crashed worker
                 error = e
-            errors[label(k, i)] = _describe(error, state)
-            summaries[k].failed.append(label(k, i))
-            for later in summaries[k + 1 :]:
-                later.not_run += 1
-            if options.fail_fast and not (isinstance(error, ModelRequestError) and error.transient):
-                stopped = True
+            stopped |= _record_failure(errors, summaries, k, label(k, i), error, state, options)
         reporter.batch_done()
     for _ in waiting:  # fail_fast stopped the run: these chains never started
         for summary in summaries:
@@ -196,29 +191,41 @@ def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
 
 def _run_in_process(steps, chunks, options, summaries, reporter, collected):
     errors: dict[str, str] = {}
+    stopped = False
     for i, chunk in enumerate(chunks):
-        if errors and options.fail_fast:
+        if stopped:  # fail_fast: this chain never starts
             for summary in summaries:
                 summary.not_run += 1
             continue
         current = chunk
         for k, step in enumerate(steps):
             summaries[k].rows_in += len(current)
+            label = _label(step, i, len(chunks))
             try:
                 current = process_rows(step, current)
             except (ModelRequestError, DistilflowUserError) as e:
-                label = f"{step.name}[{i + 1}/{len(chunks)}]"
-                errors[label] = _describe(e, None)
-                summaries[k].failed.append(label)
-                for later in summaries[k + 1 :]:
-                    later.not_run += 1
+                stopped |= _record_failure(errors, summaries, k, label, e, None, options)
                 current = None
+                reporter.batch_done()
                 break
-            _record(summaries[k], step, current, False, f"{step.name}[{i + 1}/{len(chunks)}]", options.max_fallback_rows_shown)
+            _record(summaries[k], step, current, False, label, options.max_fallback_rows_shown)
             reporter.batch_done()
         if current is not None:
             collected.add(i, current)
     return errors
+
+
+def _label(step: _Task, index: int, batches: int) -> str:
+    return f"{step.name}[{index + 1}/{batches}]"
+
+
+def _record_failure(errors, summaries, k, label, error, state, options) -> bool:
+    """Note a failed batch of step k; True when the run should start no new batches."""
+    errors[label] = _describe(error, state)
+    summaries[k].failed.append(label)
+    for later in summaries[k + 1 :]:
+        later.not_run += 1
+    return options.fail_fast and not (isinstance(error, ModelRequestError) and error.transient)
 
 
 def _record(summary: StepSummary, step: _Task, out: list[dict[str, Any]], cached: bool, label: str, cap: int) -> None:
@@ -232,13 +239,8 @@ def _record(summary: StepSummary, step: _Task, out: list[dict[str, Any]], cached
         if len(summary.fallback_examples) >= cap:
             break
         row = out[index]
-        shown = {c: _clip(row.get(step.input_mappings.get(c, c))) for c in inputs if step.input_mappings.get(c, c) in row}
-        summary.fallback_examples.append({"batch": label, "row in batch": index, "reason": _clip(reason, 200), "input": shown})
-
-
-def _clip(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        shown = {c: clip(row.get(step.input_mappings.get(c, c))) for c in inputs if step.input_mappings.get(c, c) in row}
+        summary.fallback_examples.append({"batch": label, "row in batch": index, "reason": clip(reason, 200), "input": shown})
 
 
 def _describe(error: Any, state: Union[State, None]) -> str:

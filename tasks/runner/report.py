@@ -78,7 +78,7 @@ def fallback_message(counts: RowCounts) -> str:
     example = next(r for _, r in counts.fallback_rows if _reason_kind(r) == kind)
     return (
         f"{counts.fallbacks}/{counts.generations} generations kept raw output; "
-        f"most common reason ({times}x): {_clip(example, 160)}"
+        f"most common reason ({times}x): {clip(example, 160)}"
     )
 
 
@@ -137,5 +137,7 @@ def _total(value: Any) -> int:
     return 0
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(value: Any, limit: int = 80) -> str:
+    """`value` as text of at most `limit` characters."""
+    text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
