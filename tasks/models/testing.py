@@ -14,6 +14,7 @@ from typing import Any, Callable, Union
 
 from pydantic import BaseModel, PrivateAttr
 
+from tasks._chat import chat_texts
 from tasks._png import encode_rgb_png
 from tasks.models.base import AsyncImageGenerationModel, AsyncLLM, LLM
 from tasks.typing import FormattedInput, GenerateOutput, ImageGenerateOutput
@@ -104,14 +105,7 @@ def _prompt_text(input: FormattedInput) -> str:
         input = input[0]
     if isinstance(input, str):
         return input
-    texts = []
-    for message in input:
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts.extend(p.get("text", "") for p in content if isinstance(p, dict))
-    return " ".join(texts)
+    return " ".join(chat_texts(input))
 
 
 def _digest(input: FormattedInput) -> str:

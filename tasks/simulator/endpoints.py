@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tasks._chat import chat_texts
+
 from .config import SimulatorConfig, parse_image_size
 from .content import (
     MALFORMED_TEXT,
@@ -76,17 +78,9 @@ def chat_completion(
                 "logprobs": None,
             }
         )
-    prompt_tokens = sum(count_tokens(text) for text in _message_texts(messages))
+    prompt_tokens = sum(count_tokens(text) for text in chat_texts(messages))
     completion_tokens = sum(count_tokens(c["message"]["content"]) for c in choices)
-    payload = {
-        "id": f"chatcmpl-{ctx.request_id}",
-        "object": "chat.completion",
-        "created": CREATED,
-        "model": model,
-        "choices": choices,
-        "usage": _usage(prompt_tokens, completion_tokens),
-    }
-    return Outcome(payload, len(choices), prompt_tokens, completion_tokens)
+    return _completion(f"chatcmpl-{ctx.request_id}", "chat.completion", model, choices, prompt_tokens, completion_tokens)
 
 
 def text_completion(
@@ -115,9 +109,13 @@ def text_completion(
             )
     prompt_tokens = sum(count_tokens(p) for p in prompts)
     completion_tokens = sum(count_tokens(c["text"]) for c in choices)
+    return _completion(f"cmpl-{ctx.request_id}", "text_completion", model, choices, prompt_tokens, completion_tokens)
+
+
+def _completion(id_: str, kind: str, model: str, choices: list, prompt_tokens: int, completion_tokens: int) -> Outcome:
     payload = {
-        "id": f"cmpl-{ctx.request_id}",
-        "object": "text_completion",
+        "id": id_,
+        "object": kind,
         "created": CREATED,
         "model": model,
         "choices": choices,
@@ -233,21 +231,6 @@ def _choice_content(
     # mid-document when it runs out of tokens, and callers must cope with that.
     content, truncated = truncate_words(content, max_words)
     return content, "length" if truncated else "stop"
-
-
-def _message_texts(messages: list[dict]) -> list[str]:
-    texts = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts.extend(
-                part["text"]
-                for part in content
-                if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-            )
-    return texts
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
