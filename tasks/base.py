@@ -349,12 +349,6 @@ class ImageTask(_Task):
             result.extend(self._rows_for_input(row, generation_rows))
         return result
 
-    def print(self, sample_input: Union[str, None] = None) -> None:
-        from tasks._printing import print_prompt
-
-        prompt = sample_input if sample_input is not None else self._sample_input()
-        print_prompt(type(self).__name__, self.llm.model_name, [{"role": "user", "content": prompt}])
-
 
 def group_dicts(*dicts: dict[str, Any]) -> dict[str, list[Any]]:
     """Combine dicts key by key into lists; a key missing from a dict contributes `None`."""
