@@ -46,10 +46,6 @@ class ModelSettings(BaseModel):
     max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest answer, in tokens.")
     max_concurrent_requests: int = Field(default=32, ge=1, le=1024, description="Requests in flight at once.")
 
-    def uses_simulator(self) -> bool:
-        if self.provider != "auto":
-            return self.provider == "simulator"
-        return not (self.base_url or _configured_base_url() or _configured_api_key())
 
 
 # Where a deployed flow finds its model server when neither the parameters nor the worker's
@@ -103,13 +99,11 @@ class RunSettings(BaseModel):
 @contextlib.contextmanager
 def model_endpoint(settings: ModelSettings, logger: Any) -> Iterator[dict[str, Any]]:
     """Keyword arguments for an OpenAI-compatible client; starts the simulator when needed."""
-    if not settings.uses_simulator():
-        key = _configured_api_key()
-        yield {
-            "model": settings.model,
-            "base_url": settings.base_url or _configured_base_url(),
-            **({"api_key": SecretStr(key)} if key else {}),
-        }
+    # each lookup may be a Prefect API call: made once
+    base_url = None if settings.provider == "simulator" else settings.base_url or _configured_base_url()
+    key = None if settings.provider == "simulator" else _configured_api_key()
+    if settings.provider == "openai" or (settings.provider == "auto" and (base_url or key)):
+        yield {"model": settings.model, "base_url": base_url, **({"api_key": SecretStr(key)} if key else {})}
         return
     from tasks.simulator import Simulator
 
