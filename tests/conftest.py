@@ -35,11 +35,9 @@ def simulator():
 @pytest.fixture
 def sim(simulator):
     """The session's simulator, with default behaviour and zeroed counters."""
-    simulator.configure(
-        fault_script=[], reject_n=False, ignore_n=False, models=None, latency=0.0,
-        rate_limit_fraction=0.0, server_error_fraction=0.0, unavailable_fraction=0.0,
-        malformed_fraction=0.0, empty_fraction=0.0, timeout_fraction=0.0, garbage_fraction=0.0,
-    )
+    from tasks.simulator import SimulatorConfig
+
+    simulator.configure(**SimulatorConfig().model_dump())  # every field back to its default
     simulator.reset()
     return simulator
 

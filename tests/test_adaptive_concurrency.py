@@ -6,9 +6,19 @@ import asyncio
 
 import pytest
 
+from tasks._loop import run_sync
 from tasks.models import OpenAILLM
 from tasks.models._concurrency import AdaptiveLimit
 from tasks.simulator import Simulator
+
+
+def shared_loop_limit(llm: OpenAILLM) -> AdaptiveLimit:
+    """The limit on distilflow's shared loop, where the sync `generate` runs."""
+
+    async def current() -> AdaptiveLimit:
+        return llm.concurrency_limit()
+
+    return run_sync(current())
 
 
 def feed(limit: AdaptiveLimit, accepted: int, refused: int, retry_after: float | None = None) -> None:
@@ -72,7 +82,7 @@ def test_converges_on_the_servers_quota_without_losing_rows(quota_server):
     second = llm.generate(prompts)
     assert all(o["generations"][0] for o in second) and len(second) == 200
     stats = quota_server.stats()
-    limit = llm.concurrency_limit_for_tests()
+    limit = shared_loop_limit(llm)
     assert 4 <= limit.current <= 16, limit.current  # near the quota of 8, far below the ceiling of 64
     assert stats["by_status"]["200"] == 200
     # settled: refusals are a fraction of the answers, not the storm of a 64-wide burst
@@ -86,5 +96,5 @@ def test_random_throttling_does_not_collapse_the_limit():
         outputs = llm.generate([[{"role": "user", "content": f"q{i}"}] for i in range(300)])
         assert len(outputs) == 300 and all(o["generations"][0] for o in outputs)
         assert sim.stats()["by_status"]["429"] > 30  # the throttling happened
-        assert llm.concurrency_limit_for_tests().current == 32
+        assert shared_loop_limit(llm).current == 32
         assert sim.stats()["max_in_flight"] == 32

@@ -12,22 +12,8 @@ import pytest
 
 from tasks import DistilflowUserError, ImageGeneration, ModelRequestError, TextGeneration
 from tasks.models import InferenceEndpointsLLM, OpenAIImageGeneration, OpenAILLM
-from tasks.simulator import Simulator
 
 FAST_RETRIES = {"retry_backoff": 0.01, "retry_max_delay": 0.2}
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(sim):
-    sim.configure(fault_script=[], reject_n=False, ignore_n=False, models=None, latency=0.0)
-    sim.reset()
-    yield
 
 
 def llm(sim, **kwargs) -> OpenAILLM:

@@ -166,13 +166,6 @@ class OpenAICompatible(BaseModel):
             _log.debug("%s: transient failure, retry %d in %.2fs", what, attempt, delay)
             await asyncio.sleep(min(delay, self.retry_max_delay))
 
-    def concurrency_limit_for_tests(self) -> AdaptiveLimit:
-        """The limit of distilflow's shared loop, where the sync `generate` runs."""
-        from tasks._loop import _shared_loop
-
-        loop = _shared_loop()
-        return next(limit for owner, limit in self._limits_adaptive.items() if owner is loop)
-
     def concurrency_limit(self) -> AdaptiveLimit:
         """This loop's adaptive limit on requests in flight (see `tasks.models._concurrency`)."""
         return self._limits_adaptive.get(
