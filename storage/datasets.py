@@ -34,7 +34,7 @@ from storage.formats import (
     write_jsonl,
     write_parquet_stream,
 )
-from storage.writer import MANIFEST, DatasetWriter, Target, resolve_target
+from storage.writer import MANIFEST, DatasetWriter, Target, resolve_target, staging_token
 from tasks.errors import DistilflowUserError
 
 __all__ = ["check_readable", "check_writable", "read_rows", "write_rows"]
@@ -110,7 +110,7 @@ def _write_file(target: Target, rows: Iterable[dict[str, Any]]) -> int:
     parent = parent_of(path)
     if is_local(fs):
         fs.makedirs(parent or ".", exist_ok=True)
-    temporary = join(parent, f".{path.rsplit('/', 1)[-1]}.tmp-{uuid.uuid4().hex[:12]}")
+    temporary = join(parent, f".{path.rsplit('/', 1)[-1]}.tmp-{staging_token()}")
     pieces: list[Piece] = []
     try:
         if target.format == "jsonl":

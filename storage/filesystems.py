@@ -152,7 +152,7 @@ def remove_tree_quietly(fs: fsspec.AbstractFileSystem, path: str, *, only_if_emp
         if is_local(fs) and only_if_empty:
             os.rmdir(path)
         elif is_local(fs):
-            shutil.rmtree(path)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
         elif not only_if_empty and fs.exists(path):  # object stores have no empty directories
             fs.rm(path, recursive=True)
 

@@ -11,12 +11,19 @@ step, so a reader (or a process killed at any point) sees the previous dataset o
 
 A process killed before commit leaves its hidden staging behind (`.x.jsonl.parts-*`, `.x.jsonl.tmp-*`,
 `parts-*` not listed by the manifest); readers never look at it and it can be deleted at any time.
+The next commit to the same target removes what such a process left, when the staging's name
+(host and process id) shows it came from this host and that process is gone. Staging from other
+hosts, or from a writer still running, is never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import re
+import socket
 import threading
 import uuid
 from collections.abc import Iterable
@@ -49,9 +56,30 @@ from storage.formats import (
 )
 from tasks.errors import DistilflowUserError
 
-__all__ = ["MANIFEST", "DatasetWriter", "Target", "resolve_target"]
+__all__ = ["MANIFEST", "DatasetWriter", "Target", "resolve_target", "staging_token"]
 
 MANIFEST = "_manifest.json"
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_STAGING_NAME = re.compile(r"(?:parts|tmp|manifest)-([0-9a-f]{8})-(\d+)-[0-9a-f]{8}")
+
+
+def staging_token() -> str:
+    """Names one writer's staging: this host, this process, and a random part."""
+    return f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _abandoned(name: str) -> bool:
+    """Staging whose writer ran on this host and no longer runs (killed before its commit)."""
+    match = _STAGING_NAME.search(name)
+    if match is None or match.group(1) != _HOST or int(match.group(2)) == os.getpid():
+        return False
+    try:
+        os.kill(int(match.group(2)), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. another user's process: it runs
+        return False
+    return False
 
 
 @dataclass
@@ -98,7 +126,7 @@ class DatasetWriter:
 
     def __init__(self, uri: str, *, format: str | None = None):
         self._target = target = resolve_target(uri, format)
-        self._token = uuid.uuid4().hex[:12]
+        self._token = staging_token()
         if target.directory:
             self._staging_name = f"parts-{self._token}"
             self._staging = join(target.path, self._staging_name)
@@ -182,6 +210,7 @@ class DatasetWriter:
         self._state = "committed"
         if not self._target.directory:
             self._remove_staging()
+        self._remove_abandoned_staging()
         return sum(piece.rows for piece in pieces)
 
     def abort(self) -> None:
@@ -262,6 +291,21 @@ class DatasetWriter:
 
     def _remove_staging(self) -> None:
         remove_tree_quietly(self._target.fs, self._staging)
+
+    def _remove_abandoned_staging(self) -> None:
+        """Best effort: what writers killed before their commit left next to this target."""
+        fs, path = self._target.fs, self._target.path
+        if self._target.directory:
+            where, prefixes = path, ("parts-", ".manifest-")
+        else:
+            name = path.rsplit("/", 1)[-1]
+            where, prefixes = parent_of(path), (f".{name}.parts-", f".{name}.tmp-")
+        with contextlib.suppress(Exception):
+            fs.invalidate_cache(where)
+            names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(where or ".", detail=False)]
+            for name in names:
+                if name.startswith(prefixes) and _abandoned(name):
+                    remove_tree_quietly(fs, join(where, name) if where else name)
 
 
 def _manifest_parts(fs: fsspec.AbstractFileSystem, manifest: str) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import filesystem, read_rows, write_rows
+from storage import DatasetWriter, filesystem, read_rows, write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +82,13 @@ def test_killed_dataset_writer_leaves_the_previous_file(root, name):
     assert staged and all(n.startswith(f".{name}.parts-") for n in staged)  # killed mid-write, hidden debris
     assert len(staged) >= 4
 
+    # The next commit to this target removes the debris of the dead writer (same host, pid gone).
+    with DatasetWriter(uri) as writer:
+        writer.write_part(0, [{"version": 3}])
+        writer.commit()
+    assert list(read_rows(uri)) == [{"version": 3}]
+    assert names_under(root) == [name]
+
 
 def test_killed_dataset_writer_leaves_the_previous_directory_dataset(root):
     uri = f"{root}/dataset/"
@@ -94,8 +101,10 @@ def test_killed_dataset_writer_leaves_the_previous_directory_dataset(root):
     assert set(before) < set(after)  # new, unlisted parts-<token>/ files; the old ones untouched
     assert sum(1 for n in after if n.endswith("_manifest.json")) == 1
 
-    write_rows(uri, [{"version": 3}])  # the next version commits over the debris
+    write_rows(uri, [{"version": 3}])  # the next version commits over the debris, and removes it
     assert list(read_rows(uri)) == [{"version": 3}]
+    after_commit = names_under(uri)
+    assert len(after_commit) == 2 and "_manifest.json" in after_commit  # the manifest and its one part
 
 
 @pytest.mark.parametrize("name", ["data.jsonl", "data.parquet"])
@@ -110,3 +119,7 @@ def test_killed_write_rows_leaves_the_previous_file(root, name):
     assert all(n.startswith(f".{name}.tmp-") for n in debris)
     if not root.startswith("s3://"):
         assert debris
+        with DatasetWriter(uri) as writer:  # a later flow's commit removes the dead writer's file
+            writer.write_part(0, [{"version": 3}])
+            writer.commit()
+        assert names_under(root) == [name]

@@ -9,7 +9,6 @@ retries it later; anything else fails it at once.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Union
 
 from prefect import Task as PrefectTask
@@ -76,14 +75,14 @@ _batch = prefect_task(run_batch, name="distilflow-batch", task_run_name="{label}
 
 
 def result_storage_for(location: str) -> Any:
-    """A local directory as a Path; any other fsspec URI as distilflow's saved storage block.
+    """Distilflow's saved storage block for `location` (a local directory or any fsspec URI).
 
-    Prefect only accepts saved blocks for remote storage. The block holds the URI and nothing
-    else: credentials and endpoints come from the worker's environment (or a Secret block),
-    through `storage.filesystem`, since a block's settings are stored in plain text.
+    Prefect accepts only saved blocks (or a Path) as result storage. The block writes each result
+    whole or not at all, which Prefect's local block does not (a run killed mid-write, or two runs
+    writing one cache key at once, could leave a mixed file), and it holds the location and
+    nothing else: credentials and endpoints come from the worker's environment (or a Secret
+    block), through `storage.filesystem`, since a block's settings are stored in plain text.
     """
-    if "://" not in location or location.startswith("file://"):
-        return Path(location.removeprefix("file://"))
     from storage import result_storage_block
 
     return result_storage_block(location)

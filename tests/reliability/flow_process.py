@@ -1,0 +1,84 @@
+"""Running `python flows/text_generation.py` as its own process against a test simulator, and looking at what it left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prefect.settings import PREFECT_API_URL
+
+from storage import filesystem
+from tasks.simulator import Simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS, BATCH, IN_FLIGHT = 40, 4, 2
+BATCHES = ROWS // BATCH
+KEY = "sk-crash-test-key-0000"
+
+
+def flow_command(instructions: Path, output: str, results: str) -> list[str]:
+    return [
+        sys.executable, str(ROOT / "flows" / "text_generation.py"), "--input", str(instructions), "--output", output,
+        "--model.provider", "openai", "--model.model", "sim-model", "--run.batch-size", str(BATCH),
+        "--run.max-concurrent-batches", str(IN_FLIGHT), "--run.result-storage", results,
+    ]
+
+
+def flow_env(sim: Simulator) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
+    env.update(
+        PREFECT_API_URL=PREFECT_API_URL.value(), OPENAI_BASE_URL=sim.base_url, OPENAI_API_KEY=KEY,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def run_flow(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
+
+
+def finished_batches(results: str) -> int:
+    """Cached batch results whole in storage (hidden temporary files are not results yet)."""
+    fs, path = filesystem(results)
+    fs.invalidate_cache()
+    if not fs.exists(path):
+        return 0
+    return sum(1 for name in fs.ls(path, detail=False) if not name.rstrip("/").rsplit("/", 1)[-1].startswith("."))
+
+
+def kill_when_batches_done(command: list[str], env: dict[str, str], cwd: Path, results: str, done: int) -> None:
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while finished_batches(results) < done:
+            assert process.poll() is None, f"the flow ended before it could be killed: {process.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "no batch finished in time"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(30)
+        process.stderr.close()
+
+
+def leftovers(output: str) -> list[str]:
+    fs, path = filesystem(output)
+    parent = path.rsplit("/", 1)[0]
+    fs.invalidate_cache()
+    return [n for n in fs.ls(parent, detail=False) if n.rsplit("/", 1)[-1].startswith(".")]
+
+
+def write_instructions(path: Path) -> Path:
+    path.write_text("".join(json.dumps({"instruction": instruction(i)}) + "\n" for i in range(ROWS)))
+    return path
+
+
+def instruction(i: int) -> str:
+    return f"Explain topic {i} in one line."

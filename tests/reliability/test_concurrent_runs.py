@@ -1,0 +1,63 @@
+"""Two runs of one flow on the same data at the same time, sharing the result storage and the output.
+
+Each process has its own Prefect client and generates what it does not find in the cache; both
+write the same cache keys and publish the same output path. Both must finish Completed with every
+row, the published dataset must be whole, and every cache entry must read back as its batch's rows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from prefect.results import ResultRecord
+from flow_process import BATCH, BATCHES, ROWS, flow_command, flow_env, instruction, leftovers, run_flow
+
+from storage import filesystem, read_rows
+from tasks.simulator import Simulator
+
+
+@pytest.fixture
+def slow_sim():
+    with Simulator(latency=0.2) as sim:
+        yield sim
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_two_simultaneous_runs_share_results_without_corruption(where, prefect_api, slow_sim, instructions, tmp_path, request):
+    if where == "s3":
+        bucket = request.getfixturevalue("s3")
+        output, results = bucket.uri("out/rows.jsonl"), bucket.uri("results")
+    else:
+        output, results = str(tmp_path / "out" / "rows.jsonl"), str(tmp_path / "results")
+    env = flow_env(slow_sim)
+    command = flow_command(instructions, output, results)
+
+    runs = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outcomes = [run.communicate(timeout=240) for run in runs]
+    for run, (stdout, stderr) in zip(runs, outcomes):
+        assert run.returncode == 0, stdout[-2000:] + stderr[-4000:]
+        assert f"Wrote {ROWS} rows" in stdout
+    sent = slow_sim.stats()["requests"]
+    assert ROWS <= sent <= 2 * ROWS  # a batch both runs missed at once is generated twice, never more
+
+    rows = list(read_rows(output))
+    assert [r["instruction"] for r in rows] == [instruction(i) for i in range(ROWS)]
+    assert all(r["generation"] and r["model_name"] == "sim-model" for r in rows)
+    assert leftovers(output) == []
+
+    fs, path = filesystem(results)
+    entries = [name for name in fs.ls(path, detail=False) if not name.rsplit("/", 1)[-1].startswith(".")]
+    assert len(entries) == BATCHES
+    by_instruction = {r["instruction"]: r for r in rows}
+    for entry in entries:
+        batch = ResultRecord.deserialize(fs.cat_file(entry)).result  # a mixed or cut file does not deserialize
+        assert len(batch) == BATCH
+        assert all(row == by_instruction[row["instruction"]] for row in batch)
+
+    slow_sim.reset()
+    again = run_flow(command, env, tmp_path)
+    assert slow_sim.stats()["requests"] == 0
+    assert f"({BATCHES}/{BATCHES} batches from cache)" in again.stdout
+    assert list(read_rows(output)) == rows
