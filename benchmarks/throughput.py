@@ -85,6 +85,18 @@ def distilflow(args) -> dict:
     return generate
 
 
+def defaults(args) -> dict:
+    """The text-generation flow as a user runs it, every setting at its default."""
+    os.environ.update(OPENAI_BASE_URL=args.base_url, OPENAI_API_KEY="bench")
+    from flows.text_generation import TextGenerationParams, text_generation
+
+    source = Path(args.output).with_suffix(".input.jsonl")
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows(args.rows)))
+    params = TextGenerationParams(input=str(source), output=args.output, model={"model": "bench"},
+                                  run={"result_storage": args.results})
+    return lambda: {"rows_out": text_generation(params)["rows"]}
+
+
 def distilabel(args) -> dict:
     from distilabel.models import OpenAILLM as DistilabelOpenAILLM
     from distilabel.pipeline import Pipeline
@@ -102,7 +114,7 @@ def distilabel(args) -> dict:
     return go
 
 
-MODES = {"bare": bare, "distilflow": distilflow, "distilabel": distilabel}
+MODES = {"bare": bare, "distilflow": distilflow, "defaults": defaults, "distilabel": distilabel}
 
 
 def child(args) -> None:
@@ -155,7 +167,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--modes", default="bare,distilflow,distilabel")
+    parser.add_argument("--modes", default="bare,distilflow,defaults,distilabel",
+                        help="bare: the openai client alone; distilflow: run_tasks in a flow at --concurrency; "
+                        "defaults: flows/text_generation.py at its defaults; distilabel: its pipeline at its defaults")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="also run distilflow with this share of 429s")
     parser.add_argument("--child"), parser.add_argument("--base-url"), parser.add_argument("--output"), parser.add_argument("--results")
     args = parser.parse_args()
@@ -201,8 +215,9 @@ def report(results: dict[str, dict], args) -> None:
     print(f"\nN={args.rows} rows, simulator latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, "
           f"{os.cpu_count()} cores\n")
     print(f"{'mode':32} {'rows out':>9} {'requests':>9} {'wall s':>8} {'rows/s':>8} {'cpu s':>7} {'peak MiB':>9}")
+    labels = {"defaults": "distilflow flow at its defaults", "distilabel": "distilabel at its defaults"}
     for mode, r in results.items():
-        print(f"{mode:32} {r['rows_out']:>9} {r['requests']:>9} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
+        print(f"{labels.get(mode, mode):32} {r['rows_out']:>9} {r['requests']:>9} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
               f"{r['cpu_s']:>7.2f} {r['peak_rss_mib']:>9.0f}")
     bare_r, flow_r = results.get("bare"), results.get("distilflow")
     if bare_r and flow_r:
@@ -210,9 +225,11 @@ def report(results: dict[str, dict], args) -> None:
               f"(flow run incl. Prefect's per-run start/exit); run_tasks alone: "
               f"{(flow_r['rows_out'] / flow_r['run_tasks_s']) / (bare_r['rows_out'] / bare_r['wall_s']):.2f}")
         print(f"framework CPU per row beyond the bare client: {(flow_r['cpu_s'] - bare_r['cpu_s']) / args.rows * 1000:.3f} ms")
-    if flow_r and results.get("distilabel"):
-        d = results["distilabel"]
-        print(f"distilflow / distilabel rows/s: {(flow_r['rows_out'] / flow_r['wall_s']) / (d['rows_out'] / d['wall_s']):.2f}")
+    rate = {mode: r["rows_out"] / r["wall_s"] for mode, r in results.items()}
+    if "distilflow" in rate and "distilabel" in rate:
+        print(f"distilflow / distilabel rows/s: {rate['distilflow'] / rate['distilabel']:.2f}")
+    if "defaults" in rate and "distilabel" in rate:
+        print(f"at their defaults, distilflow's flow / distilabel rows/s: {rate['defaults'] / rate['distilabel']:.2f}")
     again = results.get("distilflow (cached re-run)")
     if flow_r and again:
         print(f"cached re-run: {again['wall_s'] / flow_r['wall_s']:.0%} of the first run's time, {again['requests']} requests")

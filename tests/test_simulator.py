@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -122,6 +123,8 @@ def test_chat_n_choices_and_usage_add_up(sim, client, http):
         "choices": 3,
         "prompt_tokens": 11,
         "completion_tokens": sum(counts),
+        "faults": {},
+        "early_retries": 0,
     }
     assert sim.stats() == expected
     assert http.get("/_sim/stats").json() == expected
@@ -334,6 +337,90 @@ def test_malformed_empty_and_garbage_faults(sim, client, http):
     assert sim.stats()["by_status"] == {"200": 6}
 
 
+def test_no_choices_and_reset_faults(sim, client, http):
+    sim.configure(fault_script=["no_choices", "no_choices", "reset", "reset"])
+    # a JSON completion without choices: the SDK builds it, our client must refuse it
+    assert ask(client).choices is None
+    images = http.post("/v1/images/generations", json={"prompt": "a cat"})
+    assert images.status_code == 200 and "data" not in images.json() and images.json()["created"]
+    # a reset: no HTTP answer at all, the client sees a connection error (not a status)
+    with pytest.raises(openai.APIConnectionError) as reset:
+        ask(client)
+    assert not isinstance(reset.value, openai.APITimeoutError)
+    with pytest.raises(httpx.TransportError):
+        http.post("/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    assert ask(client).choices[0].message.content  # the server is fine afterwards
+    stats = sim.stats()
+    assert stats["by_status"] == {"200": 3, "444": 2}
+    assert stats["faults"] == {"no_choices": 2, "reset": 2}
+    assert stats["choices"] == 1
+
+
+def test_payload_faults_are_counted_whether_scripted_or_drawn(sim, http):
+    sim.configure(reset_fraction=0.25, no_choices_fraction=0.25, empty_fraction=0.25, fault_seed=9)
+    statuses = []
+    for i in range(40):
+        try:
+            statuses.append(http.post("/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": f"q{i}"}]}).status_code)
+        except httpx.TransportError:
+            statuses.append(444)
+    draws = random.Random(9)
+    expected = Counter()
+    for _ in range(40):
+        draw = draws.random()  # fractions in FAULT_FRACTIONS order: the newer ones come last
+        expected["empty" if draw < 0.25 else "no_choices" if draw < 0.5 else "reset" if draw < 0.75 else "ok"] += 1
+    stats = sim.stats()
+    assert stats["faults"] == {k: expected[k] for k in ("empty", "no_choices", "reset")}
+    assert statuses.count(444) == expected["reset"] == stats["by_status"]["444"]
+
+
+def test_early_retries_count_requests_that_ignored_retry_after(sim, http):
+    sim.configure(fault_script=[429, 429, 503, 503, 500, 500], retry_after=0.2)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "again"}]}
+    assert http.post("/v1/chat/completions", json=body).status_code == 429
+    assert http.post("/v1/chat/completions", json=body).status_code == 429  # at once: early
+    time.sleep(0.25)
+    assert http.post("/v1/chat/completions", json=body).status_code == 503  # waited: fine
+    other = {"model": MODEL, "messages": [{"role": "user", "content": "another request"}]}
+    assert http.post("/v1/chat/completions", json=other).status_code == 503  # not a repeat
+    assert http.post("/v1/chat/completions", json=body).status_code == 500  # early after the 503
+    assert http.post("/v1/chat/completions", json=body).status_code == 500  # 500 has no Retry-After
+    assert http.post("/v1/chat/completions", json=body).status_code == 200
+    assert sim.stats()["early_retries"] == 2
+
+    # the concurrency quota's 429 carries Retry-After too
+    sim.reset()
+    sim.configure(fault_script=[], max_concurrent_requests=1, latency=0.3)
+
+    def slow() -> None:
+        with httpx.Client(base_url=sim.url, timeout=10) as own:
+            own.post("/v1/chat/completions", json=other)
+
+    holder = threading.Thread(target=slow)
+    holder.start()
+    deadline = time.monotonic() + 3
+    while sim.stats()["in_flight"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert http.post("/v1/chat/completions", json=body).status_code == 429
+    assert http.post("/v1/chat/completions", json=body).status_code == 429
+    holder.join()
+    assert sim.stats()["early_retries"] == 1
+
+
+def test_restart_on_the_same_port():
+    first = Simulator(latency=0.0).start()
+    port = first.port
+    with openai.OpenAI(base_url=first.base_url, api_key="sim", max_retries=0, timeout=5) as oai:
+        assert ask(oai).choices[0].message.content
+        first.stop()
+        with pytest.raises(openai.APIConnectionError):
+            ask(oai)
+        with Simulator(port=port) as second:
+            assert second.base_url == first.base_url
+            assert ask(oai).choices[0].message.content
+            assert second.stats()["by_status"] == {"200": 1}
+
+
 def test_timeout_fault_hangs_until_the_client_gives_up(sim):
     sim.configure(fault_script=["timeout"])
     with openai.OpenAI(base_url=sim.base_url, api_key="sim", max_retries=0, timeout=0.3) as impatient:
@@ -413,7 +500,7 @@ def test_images_b64_and_url(sim, client, http):
 
 
 def test_admin_config_and_reset_over_http(sim, client, http):
-    assert http.get("/_sim/config").json() == SimulatorConfig().model_dump()
+    assert http.get("/_sim/config").json() == SimulatorConfig().model_dump(exclude={"api_key"})  # never shown
     bad = http.post("/_sim/config", json={"latency": -1})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["latency"]
     assert http.post("/_sim/config", json={"no_such_field": 1}).status_code == 422
@@ -439,6 +526,8 @@ def test_admin_config_and_reset_over_http(sim, client, http):
         "choices": 0,
         "prompt_tokens": 0,
         "completion_tokens": 0,
+        "faults": {},
+        "early_retries": 0,
     }
     with pytest.raises(pydantic.ValidationError):
         sim.configure(timeout_fraction=2)
@@ -545,3 +634,16 @@ def test_cli_serves_and_exits_on_sigterm():
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=20,
     )
     assert refused.returncode == 2 and "non-loopback" in refused.stderr
+
+
+def test_api_key_when_set_is_required_like_a_provider():
+    import openai
+
+    with Simulator(api_key="sk-right") as sim:
+        wrong = openai.OpenAI(base_url=sim.base_url, api_key="sk-wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        right = openai.OpenAI(base_url=sim.base_url, api_key="sk-right", max_retries=0)
+        assert right.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices
+        assert sim.stats()["by_status"] == {"401": 1, "200": 1}
+        assert "sk-right" not in httpx.get(sim.base_url.removesuffix("/v1") + "/_sim/config").text

@@ -57,6 +57,12 @@ class AdaptiveLimit:
             self._waiters.append(waiter)
             try:
                 await waiter
+            except BaseException:
+                # Cancelled (its batch failed) after `_wake` chose it: the slot it was woken for
+                # must go to the next waiter, or with nothing else in flight nobody wakes them.
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()
+                raise
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)

@@ -143,9 +143,11 @@ class OpenAICompatible(BaseModel):
         while True:
             await limit.acquire()
             try:
-                result = await request()
+                result = _checked_answer(await request())
             # a body that is not JSON (a proxy's error page) surfaces as JSONDecodeError
-            except (openai.APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError) as e:
+            except (
+                openai.APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError, MalformedAnswer
+            ) as e:
                 limit.release()
                 status, response = _status_of(e)
                 retry_after = _retry_after(response) if response is not None else None
@@ -188,6 +190,57 @@ class OpenAICompatible(BaseModel):
             status_code=status,
             transient=transient,
         )
+
+
+class MalformedAnswer(Exception):
+    """An HTTP 200 whose body is JSON but not an answer (no choices, no data, not an object)."""
+
+
+# What is transient and what becomes a fallback row (tests/reliability/test_server_faults.py checks it):
+#
+# * an answer that is not an answer at all -- a body that is not JSON (a proxy's error page), a
+#   JSON value that is not an object, a completion without `choices` (or with none, or with a
+#   choice without a message), an images answer without `data` -- is a failure of the server
+#   or of something between us and it, like a 5xx: there is no model output to keep. It is
+#   retried with backoff and, if it persists, fails the batch as a transient `ModelRequestError`
+#   (Prefect retries the batch). Never a fallback row.
+# * a well-formed answer whose content is empty, or that the task cannot parse (truncated JSON,
+#   no rating, ...), is the model's answer: it is kept as a fallback row with the raw output and
+#   `fallback_reason_<task>` ("EmptyOutput: ...", or the format_output error). Not retried: the
+#   same request would usually get the same answer, and the row says what happened.
+def _checked_answer(result: T) -> T:
+    """`result`, or MalformedAnswer if it is not an answer (see above).
+
+    The SDK hands back whatever JSON it got when it is not an object; bytes (a downloaded
+    file) and SDK objects other than completions and image answers pass unchanged.
+    """
+    if result is None or isinstance(result, (str, list, int, float, bool)):
+        raise MalformedAnswer(f"the server answered with {_clip(result)} instead of a JSON object")
+    fields = getattr(type(result), "model_fields", {})
+    if "choices" in fields:  # chat and text completions
+        choices = getattr(result, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise MalformedAnswer(f"the answer has no choices: {_clip(_dump(result))}")
+        kinds = [getattr(type(c), "model_fields", None) for c in choices]
+        if any(k is None for k in kinds) or any("message" in k and c.message is None for k, c in zip(kinds, choices)):
+            raise MalformedAnswer(f"an answer choice is not a choice: {_clip(_dump(result))}")
+    elif "data" in fields:  # images
+        data = getattr(result, "data", None)
+        if not isinstance(data, list) or not data:
+            raise MalformedAnswer(f"the answer has no data: {_clip(_dump(result))}")
+    return result
+
+
+def _dump(result: Any) -> Any:
+    try:
+        return result.model_dump(exclude_unset=True, warnings=False)
+    except Exception:  # noqa: BLE001 - only for the message
+        return result
+
+
+def _clip(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _status_of(error: Exception) -> tuple[int | None, Any]:

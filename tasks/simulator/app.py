@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +34,10 @@ from .state import SimulatorState, jitter_unit
 GARBAGE_BODY = b"<html><body><h1>200 OK</h1>simulated garbage, this is not JSON</body></html>"
 # nginx's "client closed request": recorded when a hanging request is abandoned.
 CLIENT_CLOSED = 499
+# nginx's "connection closed without response": recorded for the "reset" fault.
+NO_RESPONSE = 444
+# Where `with_connection_control` leaves the function that resets the request's connection.
+ABORT_KEY = "distilflow.abort_connection"
 
 Builder = Callable[[dict, Any, str, RequestContext], Outcome]
 
@@ -84,29 +90,85 @@ async def _watch_disconnect(request: Request, done: asyncio.Future[bool]) -> Non
             return
 
 
+class ResetConnection(Response):
+    """No answer at all: the TCP connection is reset, as by a crashing server or a dropping proxy.
+
+    Needs the transport that `with_connection_control` finds under uvicorn. Elsewhere it does
+    the closest thing ASGI allows: promise a body, send half of it and end the connection.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=NO_RESPONSE)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        abort = scope.get(ABORT_KEY)
+        if abort is not None and abort():
+            # let the server see the connection gone, so it does not answer 500 for us
+            for _ in range(3):
+                await asyncio.sleep(0)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+        await send({"type": "http.response.body", "body": b'{"id": "chatcmpl-', "more_body": True})
+
+
+def with_connection_control(app: Any) -> Any:
+    """The ASGI app, with a way for a response to reset its TCP connection (uvicorn only)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None:
+                scope[ABORT_KEY] = lambda: _reset(transport)
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def _reset(transport: Any) -> bool:
+    """Abort the connection with an RST (SO_LINGER 0) rather than an orderly FIN."""
+    try:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    except Exception:  # noqa: BLE001 - fall back to a truncated answer
+        return False
+    return True
+
+
 def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
     async def model_request(request: Request, endpoint: str, build: Builder) -> Response:
-        if not state.enter():
-            state.refuse_over_quota(endpoint)
-            return scripted_error(429, state.config.retry_after).response()
-        try:
-            return await handle_model_request(request, endpoint, build)
-        finally:
-            state.leave()
-
-    async def handle_model_request(request: Request, endpoint: str, build: Builder) -> Response:
         try:
             raw = await request.body()
         except ClientDisconnect:  # gone before sending its body: nothing to count
             return Response(status_code=CLIENT_CLOSED)
+        expected = state.config.api_key
+        if expected and request.headers.get("authorization") != f"Bearer {expected}":
+            state.record_response(401)
+            return ApiError(401, "Incorrect API key provided.", code="invalid_api_key").response()
+        key = f"{endpoint}:{hashlib.sha256(raw).hexdigest()}"
+        state.arrived(key)
+        if not state.enter():
+            state.refuse_over_quota(endpoint, key)
+            return scripted_error(429, state.config.retry_after).response()
+        try:
+            return await handle_model_request(request, raw, key, endpoint, build)
+        finally:
+            state.leave()
+
+    async def handle_model_request(request: Request, raw: bytes, key: str, endpoint: str, build: Builder) -> Response:
         config, fault, sequence = state.begin_request(endpoint)
         await sleeper.sleep(config.latency + config.latency_jitter * jitter_unit(config.fault_seed, sequence))
         if isinstance(fault, int):
-            state.record_response(fault)
+            state.record_response(fault, key=key, retry_after=config.retry_after)
             return scripted_error(fault, config.retry_after).response()
         if fault == "garbage":
             state.record_response(200)
             return Response(GARBAGE_BODY, media_type="application/json")
+        if fault == "reset":
+            state.record_response(NO_RESPONSE)
+            return ResetConnection()
         if fault == "timeout" and await sleeper.sleep(config.hang_seconds, watch=request):
             state.record_response(CLIENT_CLOSED)
             return Response(status_code=CLIENT_CLOSED)
@@ -117,6 +179,10 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
         except ApiError as error:
             state.record_response(error.status)
             return error.response()
+        if fault == "no_choices":  # a well-formed JSON object that is not an answer
+            payload = {k: v for k, v in outcome.payload.items() if k not in ("choices", "data")}
+            state.record_response(200, prompt_tokens=outcome.prompt_tokens)
+            return JSONResponse(payload)
         state.record_response(
             200,
             choices=outcome.choices,
@@ -159,7 +225,7 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
         return JSONResponse(state.snapshot())
 
     async def get_config(request: Request) -> Response:
-        return JSONResponse(state.config.model_dump())
+        return JSONResponse(state.config.model_dump(exclude={"api_key"}))
 
     async def update_config(request: Request) -> Response:
         try:

@@ -9,8 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MAX_IMAGE_SIDE = 512
 
-#: Fault kinds that answer 200 but with a broken or delayed payload.
-PAYLOAD_FAULTS = ("timeout", "malformed", "empty", "garbage")
+#: Fault kinds that do not answer with an error status: a delayed, broken or missing answer.
+#: timeout: hang (hang_seconds) before answering; malformed: 200 with broken content (truncated
+#: JSON in JSON mode, "<<malformed>>" otherwise); empty: 200 with empty content; garbage: 200
+#: whose body is not JSON; no_choices: 200 with a JSON completion lacking "choices" (or "data"
+#: for images), as some gateways send; reset: the TCP connection is reset, no answer at all.
+PAYLOAD_FAULTS = ("timeout", "malformed", "empty", "garbage", "no_choices", "reset")
 
 #: Probabilistic fault fields, in the order a single draw is compared against
 #: them; the order is part of the reproducibility contract for a fault_seed.
@@ -22,6 +26,9 @@ FAULT_FRACTIONS: dict[str, int | str] = {
     "malformed_fraction": "malformed",
     "empty_fraction": "empty",
     "garbage_fraction": "garbage",
+    # appended (never inserted): the thresholds of the fields above stay the same for a seed
+    "no_choices_fraction": "no_choices",
+    "reset_fraction": "reset",
 }
 
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
@@ -65,9 +72,14 @@ class SimulatorConfig(BaseModel):
     malformed_fraction: float = _Fraction
     empty_fraction: float = _Fraction
     garbage_fraction: float = _Fraction
+    no_choices_fraction: float = _Fraction
+    reset_fraction: float = _Fraction
     fault_seed: int = 0
     fault_script: list[int | str] = Field(default_factory=list)
     image_size: str = "64x64"
+    # Like a provider: when set, a model request without `Authorization: Bearer <api_key>` is
+    # answered 401, so a test can tell that the client really sent its key.
+    api_key: str | None = Field(default=None, repr=False)
 
     @field_validator("models")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from .app import Sleeper, build_app
+from .app import Sleeper, build_app, with_connection_control
 from .config import SimulatorConfig
 from .state import SimulatorState
 
@@ -85,7 +85,7 @@ class Simulator:
         self._error = None
         server = uvicorn.Server(
             uvicorn.Config(
-                self.app,
+                with_connection_control(self.app),
                 log_config=None,  # never touch the host application's logging setup
                 log_level="warning",
                 access_log=False,

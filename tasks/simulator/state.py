@@ -9,12 +9,20 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import time
 from collections import Counter
 from typing import Any
 
-from .config import FAULT_FRACTIONS, SimulatorConfig
+from .config import FAULT_FRACTIONS, PAYLOAD_FAULTS, SimulatorConfig
 
 ENDPOINTS = ("chat.completions", "completions", "images.generations")
+#: Statuses whose answer carries Retry-After; a repeat of the same request before it is "early".
+RETRY_AFTER_STATUSES = (429, 503)
+# A retry may arrive this much before the deadline and still count as honouring it (clock
+# granularity: the deadline is taken just before the answer is sent, so it is never late).
+_RETRY_AFTER_SLACK = 0.001
+# Refused request bodies remembered for early-retry detection, at most (oldest forgotten first).
+_MAX_REMEMBERED_REFUSALS = 100_000
 
 #: A fault decision: "ok", an HTTP status, or one of config.PAYLOAD_FAULTS.
 Fault = int | str
@@ -41,6 +49,9 @@ class SimulatorState:
         self._fault_rng = random.Random(self._config.fault_seed)
         self._peak_in_flight = getattr(self, "_in_flight", 0)
         self._in_flight = getattr(self, "_in_flight", 0)
+        self._faults: Counter[str] = Counter()
+        self._early_retries = 0
+        self._refused_until: dict[str, float] = {}  # request key -> when its Retry-After ends
 
     def reset(self) -> None:
         """Zero the counters and restart the fault script and the fault RNG."""
@@ -59,12 +70,33 @@ class SimulatorState:
                 self._fault_rng = random.Random(new_config.fault_seed)
             return new_config
 
-    def refuse_over_quota(self, endpoint: str) -> None:
+    def refuse_over_quota(self, endpoint: str, key: str | None = None) -> None:
         """Count a request refused by the concurrency quota (no script entry or fault draw used)."""
         with self._lock:
             self._requests += 1
             self._by_endpoint[endpoint] += 1
             self._by_status["429"] += 1
+            self._note_refusal_locked(key, self._config.retry_after)
+
+    def arrived(self, key: str) -> None:
+        """A model request with this key (a digest of its body) arrived: was it an early retry?
+
+        A request byte-identical to one answered 429/503 with Retry-After, arriving before that
+        delay has passed, is counted in `early_retries`: the client did not honour Retry-After.
+        """
+        now = time.monotonic()
+        with self._lock:
+            deadline = self._refused_until.pop(key, None)
+            if deadline is not None and now < deadline - _RETRY_AFTER_SLACK:
+                self._early_retries += 1
+
+    def _note_refusal_locked(self, key: str | None, retry_after: float) -> None:
+        if key is None or retry_after <= 0:
+            return
+        self._refused_until.pop(key, None)  # re-inserted last: the dict stays in deadline order
+        self._refused_until[key] = time.monotonic() + retry_after
+        if len(self._refused_until) > _MAX_REMEMBERED_REFUSALS:
+            del self._refused_until[next(iter(self._refused_until))]
 
     def begin_request(self, endpoint: str) -> tuple[SimulatorConfig, Fault, int]:
         """Count a model request and decide its fault.
@@ -82,6 +114,8 @@ class SimulatorState:
                 self._script_position += 1
             else:
                 fault = self._draw_fault(config)
+            if fault in PAYLOAD_FAULTS:
+                self._faults[fault] += 1
         return config, ("ok" if fault == 200 else fault), sequence
 
     def _draw_fault(self, config: SimulatorConfig) -> Fault:
@@ -96,10 +130,19 @@ class SimulatorState:
         return "ok"
 
     def record_response(
-        self, status: int, *, choices: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0
+        self,
+        status: int,
+        *,
+        choices: int = 0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        key: str | None = None,
+        retry_after: float = 0.0,
     ) -> None:
         with self._lock:
             self._by_status[str(status)] += 1
+            if status in RETRY_AFTER_STATUSES:
+                self._note_refusal_locked(key, retry_after)
             self._choices += choices
             self._prompt_tokens += prompt_tokens
             self._completion_tokens += completion_tokens
@@ -132,6 +175,10 @@ class SimulatorState:
                 "choices": self._choices,
                 "prompt_tokens": self._prompt_tokens,
                 "completion_tokens": self._completion_tokens,
+                # payload faults served (fault_script entries and fraction draws), by kind
+                "faults": dict(sorted(self._faults.items())),
+                # repeats of a 429/503-refused request sent before its Retry-After had passed
+                "early_retries": self._early_retries,
             }
 
 

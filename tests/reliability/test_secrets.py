@@ -45,7 +45,7 @@ def hits(blob: bytes, where: str) -> list[str]:
 @pytest.fixture
 def environment(s3, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)  # the moto server accepts any secret
-    with Simulator() as sim:
+    with Simulator(api_key=KEY) as sim:  # answers 401 unless the run really sends the key
         environment = DeploymentEnvironment(tmp_path / "deployments")
         environment.workdir.mkdir()
         secrets_env = {
@@ -82,7 +82,8 @@ def test_no_key_or_s3_secret_anywhere_a_run_leaves_things(environment, s3, tmp_p
         cwd=tmp_path, env={**environment.env, **secrets_env}, capture_output=True, text=True, timeout=240,
     )
     assert cli.returncode == 0, cli.stderr[-3000:]
-    assert sim.stats()["requests"] > 0  # every run talked to the server that wants the key
+    stats = sim.stats()
+    assert stats["requests"] > 0 and set(stats["by_status"]) == {"200"}  # every request carried the key
     assert len(list(read_rows(s3.uri("out/text.jsonl")))) == 6 and len(list(read_rows(str(tmp_path / "cli.jsonl")))) == 4
 
     found: list[str] = []
