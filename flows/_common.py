@@ -10,17 +10,18 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NoReturn, Union, get_args, get_origin
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from pydantic import BaseModel, Field, SecretStr  # noqa: E402
+from pydantic import BaseModel, Field, SecretStr, ValidationError  # noqa: E402
 
 from storage import DatasetWriter, check_readable, check_writable, read_rows  # noqa: E402
-from tasks.errors import DistilflowUserError  # noqa: E402
+from tasks.errors import BatchesFailedError, DistilflowUserError  # noqa: E402
 from tasks.runner import RunOptions, RunResult, run_tasks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,8 +139,22 @@ def load_rows(uri: str, limit: Union[int, None] = None) -> list[dict[str, Any]]:
             break
         rows.append(row)
     if not rows:
-        raise DistilflowUserError(f"{uri} has no rows; nothing to generate.")
+        raise DistilflowUserError(
+            f"{uri} has no rows; nothing to generate. Add rows to it, or point `input` (--input) at another dataset."
+        )
     return rows
+
+
+def user_error_state(error: DistilflowUserError):
+    """How a flow ends on bad input or configuration: Failed, with the message and nothing else.
+
+    Raising instead would have Prefect log the whole traceback first, burying the one line that
+    says what to fix. Python callers still get the error raised by `state.result()` (or by calling
+    the flow without `return_state`), and a deployment's run is Failed with the message.
+    """
+    from prefect.states import Failed
+
+    return Failed(message=str(error), data=error)
 
 
 def run_steps(
@@ -169,8 +184,21 @@ def run_steps(
     with DatasetWriter(params.output) as writer:
         sink = writer if transform is None else _Transformed(writer, transform)
         result = run_tasks(steps, rows, params.run.options(), sink=sink, keep_rows=False)
+        if result.errors and not result.rows_out:
+            # Committing would replace an earlier dataset at the output with an empty one.
+            return _nothing_written(result, params.output)
         written = writer.commit()
     return _report(result, params.output, written, logger, flow_name)
+
+
+def _nothing_written(result: RunResult, output: str):
+    from prefect.states import Failed
+
+    not_run = sum(s.not_run for s in result.steps)
+    first = next(iter(result.errors.values()))
+    counts = f"{len(result.errors)} batches failed" + (f", {not_run} not run" if not_run else "")
+    message = f"No rows were written ({counts}); {output} is as it was before the run. First error: {first}"
+    return Failed(message=message, data=BatchesFailedError(message))
 
 
 class _Transformed:
@@ -196,8 +224,29 @@ def _report(result: RunResult, output: str, written: int, logger: Any, flow_name
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
 
 
+def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Union[list[str], None] = None) -> NoReturn:
+    """`python flows/<name>.py`: parse the flags, run the flow, exit with its outcome.
+
+    A run that did not complete ends with its reason as the last line on stderr, and exit status
+    2 for bad input or configuration (nothing was sent to a model) or 1 for anything else.
+    """
+    state = run_flow(cli(params_model, argv), return_state=True)
+    if state.is_completed():
+        sys.exit(0)
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - a result that cannot be read: not a user error
+        error = None
+    print(f"error: {state.message}", file=sys.stderr)
+    sys.exit(2 if isinstance(error, DistilflowUserError) else 1)
+
+
 def cli(params_model: type[BaseModel], argv: Union[list[str], None] = None) -> BaseModel:
-    """Flags for every parameter (`--input x`, `--model.model gpt-4o`, `--dry-run`)."""
+    """Flags for every parameter (`--input x`, `--model.model gpt-4o`, `--dry-run`).
+
+    A value the parameters refuse (`--num-generations 0`) exits with status 2 and one line naming
+    the flag, like argparse's own errors, instead of a pydantic traceback.
+    """
     parser = argparse.ArgumentParser(description=params_model.__doc__)
     _add_flags(parser, params_model, prefix="")
     values: dict[str, Any] = {}
@@ -209,7 +258,17 @@ def cli(params_model: type[BaseModel], argv: Union[list[str], None] = None) -> B
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = value
-    return params_model.model_validate(values)
+    try:
+        return params_model.model_validate(values)
+    except ValidationError as e:
+        problems = "; ".join(_flag_problem(error) for error in e.errors())
+        parser.exit(2, f"{parser.prog}: error: {problems}. `--help` lists every flag and its range.\n")
+
+
+def _flag_problem(error: Any) -> str:
+    flag = "--" + ".".join(str(part).replace("_", "-") for part in error["loc"] if isinstance(part, str))
+    given = f" {error['input']}" if not isinstance(error.get("input"), dict) else ""
+    return f"{flag}{given}: {error['msg']}"
 
 
 def _add_flags(parser: argparse.ArgumentParser, model: type[BaseModel], prefix: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Literal, Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows._common import (  # noqa: E402
-    DATA, ModelSettings, RunSettings, cli, load_rows, model_endpoint, run_steps,
+    DATA, ModelSettings, RunSettings, load_rows, main, model_endpoint, run_steps, user_error_state,
 )
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
@@ -24,7 +24,7 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from storage import check_writable, save_image  # noqa: E402
-from tasks import ImageGeneration  # noqa: E402
+from tasks import DistilflowUserError, ImageGeneration  # noqa: E402
 from tasks.models import OpenAIImageGeneration  # noqa: E402
 
 
@@ -93,7 +93,13 @@ def _thumbnail(image_b64: str, size: int) -> str:
 
 @flow(name="image-generation", task_runner=ThreadPoolTaskRunner(max_workers=8))
 def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
-    logger = get_run_logger()
+    try:
+        return _image_generation(params, get_run_logger())
+    except DistilflowUserError as e:
+        return user_error_state(e)
+
+
+def _image_generation(params: ImageGenerationParams, logger):
     rows = load_rows(params.input, params.limit)
     gallery = Gallery()
 
@@ -123,4 +129,4 @@ def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
 
 
 if __name__ == "__main__":
-    image_generation(cli(ImageGenerationParams))
+    main(image_generation, ImageGenerationParams)

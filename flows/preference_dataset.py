@@ -13,13 +13,14 @@ from typing import Literal, Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows._common import (  # noqa: E402
-    DATA, ModelSettings, RunSettings, cli, generation_kwargs, load_rows, model_endpoint, run_steps,
+    DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
+    user_error_state,
 )
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from tasks import TextGeneration, UltraFeedback  # noqa: E402
+from tasks import DistilflowUserError, TextGeneration, UltraFeedback  # noqa: E402
 from tasks.models import OpenAILLM  # noqa: E402
 
 
@@ -41,7 +42,13 @@ class PreferenceDatasetParams(BaseModel):
 
 @flow(name="preference-dataset", task_runner=ThreadPoolTaskRunner(max_workers=16))
 def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams()):
-    logger = get_run_logger()
+    try:
+        return _preference_dataset(params, get_run_logger())
+    except DistilflowUserError as e:
+        return user_error_state(e)
+
+
+def _preference_dataset(params: PreferenceDatasetParams, logger):
     rows = load_rows(params.input, params.limit)
     with model_endpoint(params.generator, logger) as gen_endpoint, model_endpoint(params.judge, logger) as judge_endpoint:
         generate = TextGeneration(
@@ -64,4 +71,4 @@ def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams
 
 
 if __name__ == "__main__":
-    preference_dataset(cli(PreferenceDatasetParams))
+    main(preference_dataset, PreferenceDatasetParams)

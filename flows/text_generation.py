@@ -14,13 +14,14 @@ from typing import Union
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python flows/x.py` from a checkout
 
 from flows._common import (  # noqa: E402  (sets Prefect's environment before Prefect loads)
-    DATA, ModelSettings, RunSettings, cli, generation_kwargs, load_rows, model_endpoint, run_steps,
+    DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
+    user_error_state,
 )
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from tasks import TextGeneration  # noqa: E402
+from tasks import DistilflowUserError, TextGeneration  # noqa: E402
 from tasks.models import OpenAILLM  # noqa: E402
 
 
@@ -42,7 +43,13 @@ class TextGenerationParams(BaseModel):
 
 @flow(name="text-generation", task_runner=ThreadPoolTaskRunner(max_workers=16))
 def text_generation(params: TextGenerationParams = TextGenerationParams()):
-    logger = get_run_logger()
+    try:
+        return _text_generation(params, get_run_logger())
+    except DistilflowUserError as e:
+        return user_error_state(e)
+
+
+def _text_generation(params: TextGenerationParams, logger):
     rows = load_rows(params.input, params.limit)
     with model_endpoint(params.model, logger) as endpoint:
         llm = OpenAILLM(
@@ -58,4 +65,4 @@ def text_generation(params: TextGenerationParams = TextGenerationParams()):
 
 
 if __name__ == "__main__":
-    text_generation(cli(TextGenerationParams))
+    main(text_generation, TextGenerationParams)

@@ -68,7 +68,10 @@ def translate(error: BaseException, uri: str, action: str) -> DistilflowUserErro
             f"{_CREDENTIALS_FIX}."
         )
     if isinstance(error, PermissionError):
-        return DistilflowUserError(f"{uri}: permission denied; choose a location this user may {action}.")
+        return DistilflowUserError(
+            f"{uri}: permission denied: this user may not {action} here; change its permissions or choose another "
+            "location."
+        )
     if isinstance(error, FileNotFoundError):
         return StorageNotFoundError(f"{uri}: no such file or directory; check the path or URI.")
     if isinstance(error, (FileExistsError, NotADirectoryError)):

@@ -10,7 +10,7 @@
 
 from tasks.base import DISTILABEL_METADATA_KEY, ImageTask, Task
 from tasks.decorator import task
-from tasks.errors import DistilflowError, DistilflowUserError, ModelRequestError
+from tasks.errors import BatchesFailedError, DistilflowError, DistilflowUserError, ModelRequestError
 from tasks.evol_instruct import EvolInstruct
 from tasks.image_generation import ImageGeneration
 from tasks.text_generation import ChatGeneration, TextGeneration
@@ -19,6 +19,7 @@ from tasks.ultrafeedback import UltraFeedback
 
 __all__ = [
     "DISTILABEL_METADATA_KEY",
+    "BatchesFailedError",
     "ChatGeneration",
     "DistilflowError",
     "DistilflowUserError",

@@ -18,10 +18,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
 
 from tasks._state import fresh_private_state
-from tasks.errors import DistilflowUserError
+from tasks.errors import DistilflowUserError, InvalidSettingsError
 from tasks.models.base import LLM, ImageGenerationModel
 from tasks.typing import ChatType, FormattedInput, StepColumns
 
@@ -59,6 +59,14 @@ class _Task(BaseModel, ABC):
     add_raw_input: bool = True
 
     _loaded: bool = PrivateAttr(default=False)
+
+    def __init__(self, **data: Any) -> None:
+        # One line naming each refused argument, like every other configuration error, instead
+        # of pydantic's multi-line report.
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise InvalidSettingsError(_refused_arguments(type(self).__name__, e)) from None
 
     def model_post_init(self, __context: Any) -> None:
         if self.name is None:
@@ -387,6 +395,16 @@ def _columns(columns: StepColumns) -> dict[str, bool]:
     if isinstance(columns, dict):
         return dict(columns)
     return dict.fromkeys(columns, True)
+
+
+def _refused_arguments(owner: str, error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        name = ".".join(str(part) for part in item["loc"]) or "arguments"
+        given = "" if item["type"] == "missing" else f"={item['input']!r:.80}"
+        problems.append(f"{name}{given}: {item['msg']}")
+    fix = "Fix this argument." if len(problems) == 1 else "Fix these arguments."
+    return f"{owner}: {'; '.join(problems)}. {fix}"
 
 
 def _snake_case(name: str) -> str:

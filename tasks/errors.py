@@ -10,7 +10,7 @@ Two families matter to callers:
 
 from __future__ import annotations
 
-__all__ = ["DistilflowError", "DistilflowUserError", "ModelRequestError"]
+__all__ = ["BatchesFailedError", "DistilflowError", "DistilflowUserError", "InvalidSettingsError", "ModelRequestError"]
 
 
 class DistilflowError(Exception):
@@ -19,6 +19,29 @@ class DistilflowError(Exception):
 
 class DistilflowUserError(DistilflowError):
     """Bad configuration or bad input rows; the message names the problem and the fix."""
+
+
+class InvalidSettingsError(DistilflowUserError, ValueError):
+    """Arguments a task refuses (a wrong type, a value out of range), in one line.
+
+    Also a ValueError, as the pydantic error it replaces was, so `except ValueError` still works.
+    """
+
+
+class BatchesFailedError(DistilflowError):
+    """Some batches of a run failed; the message names them and the first error.
+
+    Raised by a flow called without `return_state=True`. The rows of the other batches were
+    delivered (and cached), so running again re-sends only the failed batches. `result` holds
+    what the flow would have returned had every batch succeeded (e.g. the `RunResult`).
+    """
+
+    def __init__(self, message: str, result: object = None):
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.result))
 
 
 class ModelRequestError(DistilflowError):

@@ -58,10 +58,12 @@ class TextGeneration(Task):
 
     def format_input(self, input: dict[str, Any]) -> ChatType:
         for column in self.columns:
-            if not isinstance(input.get(column), str):
+            value = input.get(column)
+            if not isinstance(value, str):
+                got = "None (an empty value)" if value is None else f"{type(value).__name__}: {value!r:.80}"
                 raise DistilflowUserError(
-                    f"column '{column}' must be a string for {type(self).__name__}, got "
-                    f"{type(input.get(column)).__name__}: {input.get(column)!r:.80}"
+                    f"column '{column}' must be a string for {type(self).__name__}, got {got}; "
+                    "give every row text there (fix or drop this row)."
                 )
         messages: ChatType = [{"role": "user", "content": self.render_template(input)}]
         system_prompt = input.get("system_prompt", self.system_prompt)

@@ -87,16 +87,35 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
 
     async def _ask(self, messages, n: int, params: dict) -> list:
         client = self.client()
-        completion = await self.call_with_retries(
-            f"{type(self).__name__}(model={self.model!r}) chat request",
-            lambda: client.chat.completions.create(model=self.model, messages=messages, n=n, **params),
-        )
+        try:
+            completion = await self.call_with_retries(
+                f"{type(self).__name__}(model={self.model!r}) chat request",
+                lambda: client.chat.completions.create(model=self.model, messages=messages, n=n, **params),
+            )
+        except ModelRequestError as e:
+            if e.status_code == 404:
+                raise self._unknown_model(e) from e
+            raise
         texts = [choice.message.content for choice in completion.choices]
         usage = completion.usage
         if usage is None:
             return [(t, None, None) for t in texts]
         shares = split_tokens(usage.completion_tokens or 0, texts)
         return [(t, usage.prompt_tokens, s) for t, s in zip(texts, shares)]
+
+    def _unknown_model(self, error: ModelRequestError) -> ModelRequestError:
+        """A 404 on the chat route: the server does not serve this model, or this is not its API root.
+
+        Which one cannot be told from here without another request, so the message names both.
+        """
+        url = self.resolved_base_url()
+        return ModelRequestError(
+            f"{str(error).rstrip('.')}. Check the model name (`model=`, or --model.model in the flows; "
+            f"GET {url}/models lists the models this server serves) and that the base URL is the API root "
+            "(usually ending in /v1).",
+            status_code=404,
+            transient=False,
+        )
 
 
 def split_tokens(total: int, texts: list[Union[str, None]]) -> list[int]:

@@ -19,7 +19,7 @@ from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 
 from tasks.base import _Task
-from tasks.errors import DistilflowUserError, ModelRequestError
+from tasks.errors import BatchesFailedError, DistilflowUserError, ModelRequestError
 from tasks.runner.batch import FALLBACK_STATE_NAME, batch_task_for, process_rows
 from tasks.runner.options import RunOptions
 from tasks.runner.progress import RunReporter
@@ -73,11 +73,14 @@ class RunResult:
             first = next(iter(self.errors.values()))
             not_run = sum(s.not_run for s in self.steps)
             rest = f"; {not_run} batches not run" if not_run else ""
-            return Failed(
-                message=f"{len(labels)} batches failed: {shown}{rest}. First error: {first}. "
-                "The other batches' rows are kept and cached; run again to re-send only what failed.",
-                data=data,
+            kept = (
+                "The other batches' rows are kept and cached; run again to re-send only what failed."
+                if self.rows_out else "Run again once the cause is fixed."
             )
+            message = f"{len(labels)} batches failed: {shown}{rest}. First error: {first}. {kept}"
+            # an exception, not `data`: Prefect raises a failed state's result for a caller
+            # that did not ask for the state, and cannot raise a dict
+            return Failed(message=message, data=BatchesFailedError(message, data))
         if self.fallbacks:
             per_step = ", ".join(f"{s.step}: {s.counts.fallbacks}" for s in self.steps if s.counts.fallbacks)
             return Completed(
