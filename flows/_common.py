@@ -45,7 +45,10 @@ class ModelSettings(BaseModel):
     )
     temperature: Union[float, None] = Field(default=None, ge=0.0, le=2.0, description="Sampling temperature.")
     max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest answer, in tokens.")
-    max_concurrent_requests: int = Field(default=32, ge=1, le=1024, description="Requests in flight at once.")
+    # A high ceiling is safe: the client lowers it on 429/503 answers and honours Retry-After.
+    max_concurrent_requests: int = Field(
+        default=128, ge=1, le=1024, description="Most requests in flight at once (lowered while the server answers 429)."
+    )
 
 
 
@@ -80,7 +83,8 @@ def _configured_base_url() -> Union[str, None]:
 class RunSettings(BaseModel):
     """How the batches run."""
 
-    batch_size: int = Field(default=8, ge=1, le=10_000, description="Rows per batch (one Prefect task run each).")
+    # distilabel's default input_batch_size; with 4 batches at once, enough rows to fill 128 requests
+    batch_size: int = Field(default=50, ge=1, le=10_000, description="Rows per batch (one Prefect task run each).")
     max_concurrent_batches: int = Field(default=4, ge=1, le=256, description="Batches in flight at once.")
     retries: int = Field(default=3, ge=0, le=20, description="Prefect retries of a batch after a transient failure.")
     refresh_cache: bool = Field(default=False, description="Regenerate every batch instead of reusing cached results.")

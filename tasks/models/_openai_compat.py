@@ -215,19 +215,19 @@ def _checked_answer(result: T) -> T:
     file) and SDK objects other than completions and image answers pass unchanged.
     """
     if result is None or isinstance(result, (str, list, int, float, bool)):
-        raise MalformedAnswer(f"the server answered with {_clip(result)} instead of a JSON object")
+        raise MalformedAnswer(f"the server answered with {clip(result)} instead of a JSON object")
     fields = getattr(type(result), "model_fields", {})
     if "choices" in fields:  # chat and text completions
         choices = getattr(result, "choices", None)
         if not isinstance(choices, list) or not choices:
-            raise MalformedAnswer(f"the answer has no choices: {_clip(_dump(result))}")
+            raise MalformedAnswer(f"the answer has no choices: {clip(_dump(result))}")
         kinds = [getattr(type(c), "model_fields", None) for c in choices]
         if any(k is None for k in kinds) or any("message" in k and c.message is None for k, c in zip(kinds, choices)):
-            raise MalformedAnswer(f"an answer choice is not a choice: {_clip(_dump(result))}")
+            raise MalformedAnswer(f"an answer choice is not a choice: {clip(_dump(result))}")
     elif "data" in fields:  # images
         data = getattr(result, "data", None)
         if not isinstance(data, list) or not data:
-            raise MalformedAnswer(f"the answer has no data: {_clip(_dump(result))}")
+            raise MalformedAnswer(f"the answer has no data: {clip(_dump(result))}")
     return result
 
 
@@ -238,7 +238,7 @@ def _dump(result: Any) -> Any:
         return result
 
 
-def _clip(value: Any, limit: int = 200) -> str:
+def clip(value: Any, limit: int = 200) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

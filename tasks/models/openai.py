@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Union
 
+import httpx
 from pydantic import PrivateAttr
 
 from tasks.errors import DistilflowUserError, ModelRequestError
-from tasks.models._openai_compat import OpenAICompatible
+from tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip
 from tasks.models.base import AsyncLLM
 from tasks.typing import FormattedInput, GenerateOutput
 
@@ -87,21 +89,26 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
 
     async def _ask(self, messages, n: int, params: dict) -> list:
         client = self.client()
+        extra = params.get("extra_body") or {}
+        body = {"model": self.model, "messages": messages, "n": n, **{k: v for k, v in params.items() if k != "extra_body"}, **extra}
+
+        async def ask() -> tuple[list, Union[dict, None]]:
+            # The SDK's own HTTP call, without its per-request typing of the body and the answer:
+            # those cost about a third of the client's CPU per request, and a run of many
+            # thousands of requests on one core is bound by exactly that (benchmarks/throughput.py).
+            response = await client.post("/chat/completions", body=body, cast_to=httpx.Response)
+            return _chat_answer(json.loads(response.content))
+
         try:
-            completion = await self.call_with_retries(
-                f"{type(self).__name__}(model={self.model!r}) chat request",
-                lambda: client.chat.completions.create(model=self.model, messages=messages, n=n, **params),
-            )
+            texts, usage = await self.call_with_retries(f"{type(self).__name__}(model={self.model!r}) chat request", ask)
         except ModelRequestError as e:
             if e.status_code == 404:
                 raise self._unknown_model(e) from e
             raise
-        texts = [choice.message.content for choice in completion.choices]
-        usage = completion.usage
-        if usage is None:
+        if not usage or not isinstance(usage.get("prompt_tokens"), int):
             return [(t, None, None) for t in texts]
-        shares = split_tokens(usage.completion_tokens or 0, texts)
-        return [(t, usage.prompt_tokens, s) for t, s in zip(texts, shares)]
+        shares = split_tokens(usage.get("completion_tokens") or 0, texts)
+        return [(t, usage["prompt_tokens"], s) for t, s in zip(texts, shares)]
 
     def _unknown_model(self, error: ModelRequestError) -> ModelRequestError:
         """A 404 on the chat route: the server does not serve this model, or this is not its API root.
@@ -116,6 +123,22 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
             status_code=404,
             transient=False,
         )
+
+
+def _chat_answer(answer: Any) -> tuple[list[Union[str, None]], Union[dict, None]]:
+    """The texts and usage of a chat completion, or MalformedAnswer when it is not one (retried)."""
+    if not isinstance(answer, dict):
+        raise MalformedAnswer(f"the server answered with {clip(answer)} instead of a JSON object")
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedAnswer(f"the answer has no choices: {clip(answer)}")
+    if not all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices):
+        raise MalformedAnswer(f"an answer choice is not a choice: {clip(answer)}")
+    texts = [c["message"].get("content") for c in choices]
+    if not all(t is None or isinstance(t, str) for t in texts):
+        raise MalformedAnswer(f"an answer's content is not text: {clip(answer)}")
+    usage = answer.get("usage")
+    return texts, usage if isinstance(usage, dict) else None
 
 
 def split_tokens(total: int, texts: list[Union[str, None]]) -> list[int]:
