@@ -49,6 +49,13 @@ class ModelSettings(BaseModel):
     max_concurrent_requests: int = Field(
         default=128, ge=1, le=1024, description="Most requests in flight at once (lowered while the server answers 429)."
     )
+    timeout: float = Field(default=120.0, gt=0, le=3600, description="Seconds before a request is abandoned and retried.")
+    max_retries: int = Field(default=6, ge=0, le=50, description="Retries of a request after a transient failure.")
+
+    def client_settings(self) -> dict[str, Any]:
+        """How the client behaves towards the server (not what it asks): for the client's constructor."""
+        return {"max_concurrent_requests": self.max_concurrent_requests, "timeout": self.timeout,
+                "max_retries": self.max_retries}
 
 
 

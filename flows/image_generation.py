@@ -114,7 +114,7 @@ def _image_generation(params: ImageGenerationParams, logger):
     with model_endpoint(params.model, logger) as endpoint:
         model = OpenAIImageGeneration(
             **endpoint, generation_kwargs={"size": params.size},
-            max_concurrent_requests=params.model.max_concurrent_requests,
+            **params.model.client_settings(),
         )
         # the raw output would hold the base64 image a second time
         task = ImageGeneration(

@@ -54,7 +54,7 @@ def _preference_dataset(params: PreferenceDatasetParams, logger):
         generate = TextGeneration(
             name="generate",
             llm=OpenAILLM(**gen_endpoint, generation_kwargs=generation_kwargs(params.generator),
-                          max_concurrent_requests=params.generator.max_concurrent_requests),
+                          **params.generator.client_settings()),
             num_generations=params.num_generations, group_generations=True,
             input_batch_size=params.run.batch_size,
             output_mappings={"model_name": "generation_model"},
@@ -62,7 +62,7 @@ def _preference_dataset(params: PreferenceDatasetParams, logger):
         judge = UltraFeedback(
             name="judge",
             llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
-                          max_concurrent_requests=params.judge.max_concurrent_requests),
+                          **params.judge.client_settings()),
             aspect=params.aspect,
             input_mappings={"generations": "generation"},
             output_mappings={"model_name": "judge_model"},

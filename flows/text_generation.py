@@ -54,7 +54,7 @@ def _text_generation(params: TextGenerationParams, logger):
     with model_endpoint(params.model, logger) as endpoint:
         llm = OpenAILLM(
             **endpoint, generation_kwargs=generation_kwargs(params.model),
-            max_concurrent_requests=params.model.max_concurrent_requests,
+            **params.model.client_settings(),
         )
         task = TextGeneration(
             llm=llm, system_prompt=params.system_prompt, template=params.template, columns=params.columns,

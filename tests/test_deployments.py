@@ -71,21 +71,20 @@ def test_bad_parameters_are_rejected_at_run_creation(deployed, params, field):
     assert field in response.text and "Validation failed" in response.text
 
 
-def test_model_settings_come_from_prefect_variable_and_secret_block(deployed, simulator, tmp_path):
+def test_model_settings_come_from_prefect_variable_and_secret_block(deployed, sim, tmp_path):
     """No key or URL in prefect.yaml or the worker's environment: the operator set them in Prefect."""
     secret = "sk-deployed-SECRET-9876"
     code = (
         "from prefect.blocks.system import Secret; from prefect.variables import Variable; "
         f"Secret(value={secret!r}).save('distilflow-openai-api-key', overwrite=True); "
-        f"Variable.set('distilflow_openai_base_url', {simulator.base_url!r}, overwrite=True)"
+        f"Variable.set('distilflow_openai_base_url', {sim.base_url!r}, overwrite=True)"
     )
     subprocess.run([sys.executable, "-c", code], env=deployed.env, check=True, timeout=60)
-    simulator.reset()
     try:
         response = deployed.create_run("text-generation", {"params": {"limit": 3, "output": str(tmp_path / "o.jsonl"), "model": {"model": "deployed-model"}}})
         run = deployed.wait_for_run(response.json()["id"])
         assert run["state"]["type"] == "COMPLETED", run["state"]
-        assert simulator.stats()["requests"] == 3  # the run talked to the server named by the Variable
+        assert sim.stats()["requests"] == 3  # the run talked to the server named by the Variable
         assert {r["model_name"] for r in read_rows(str(tmp_path / "o.jsonl"))} == {"deployed-model"}
         # the key is nowhere in the deployment, the run's parameters, its logs or the worker's log
         logs = deployed.request("POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200, "offset": 0, "sort": "TIMESTAMP_ASC"}).text
