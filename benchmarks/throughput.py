@@ -4,6 +4,12 @@
     python benchmarks/throughput.py --rows 100000 --latency 0.02 --modes distilflow   # memory at 100k rows
     python benchmarks/throughput.py --rate-limit 0.2     # also a run where 20% of answers are 429
 
+Modes: `bare` (the openai client's chat.completions.create under a semaphore), `bare-post` (the
+same client's post() without per-request typing, which is how distilflow's OpenAILLM sends
+requests: distilflow / bare-post is the framework's own cost), `distilflow` (run_tasks in a flow
+at the same concurrency), `defaults` (flows/text_generation.py with every setting at its default)
+and `distilabel` (its TextGeneration pipeline at its defaults, when installed).
+
 Every mode runs in its own process (its CPU time and peak memory are its own); imports and
 set-up are not timed; the simulator and a Prefect server run in processes of their own, started
 before any timing. distilflow's time is the whole flow run, Prefect's start and exit included.
@@ -36,6 +42,7 @@ def rows(n: int) -> list[dict]:
 def bare(args) -> dict:
     import asyncio
 
+    import httpx
     import openai
 
     async def main() -> int:
@@ -43,11 +50,15 @@ def bare(args) -> dict:
         limit = asyncio.Semaphore(args.concurrency)
 
         async def one(row):
+            messages = [{"role": "user", "content": row["instruction"]}]
             async with limit:
-                answer = await client.chat.completions.create(
-                    model="bench", messages=[{"role": "user", "content": row["instruction"]}], max_tokens=128
-                )
-                return answer.choices[0].message.content
+                if args.mode == "bare":  # the SDK as documented: typed request and answer
+                    answer = await client.chat.completions.create(model="bench", messages=messages, max_tokens=128)
+                    return answer.choices[0].message.content
+                # bare-post: the SDK's HTTP call without that typing, as distilflow's OpenAILLM sends it
+                response = await client.post("/chat/completions", cast_to=httpx.Response,
+                                             body={"model": "bench", "messages": messages, "max_tokens": 128})
+                return json.loads(response.content)["choices"][0]["message"]["content"]
 
         outputs = await asyncio.gather(*(one(r) for r in rows(args.rows)))
         return sum(1 for o in outputs if o)
@@ -117,7 +128,7 @@ def distilabel(args) -> dict:
     return go
 
 
-MODES = {"bare": bare, "distilflow": distilflow, "defaults": defaults, "distilabel": distilabel}
+MODES = {"bare": bare, "bare-post": bare, "distilflow": distilflow, "defaults": defaults, "distilabel": distilabel}
 
 
 def child(args) -> None:
@@ -170,8 +181,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=500, help="rows per batch in the distilflow mode (10 task runs at N=5000)")
-    parser.add_argument("--modes", default="bare,distilflow,defaults,distilabel",
-                        help="bare: the openai client alone; distilflow: run_tasks in a flow at --concurrency; "
+    parser.add_argument("--modes", default="bare,bare-post,distilflow,defaults,distilabel",
+                        help="bare: the openai client alone (chat.completions.create); bare-post: the same client's "
+                        "post() without typing, as distilflow sends requests; distilflow: run_tasks in a flow at --concurrency; "
                         "defaults: flows/text_generation.py at its defaults; distilabel: its pipeline at its defaults")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="also run distilflow with this share of 429s")
     parser.add_argument("--child"), parser.add_argument("--base-url"), parser.add_argument("--output"), parser.add_argument("--results")
@@ -223,11 +235,18 @@ def report(results: dict[str, dict], args) -> None:
         print(f"{labels.get(mode, mode):32} {r['rows_out']:>9} {r['requests']:>9} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
               f"{r['cpu_s']:>7.2f} {r['peak_rss_mib']:>9.0f}")
     bare_r, flow_r = results.get("bare"), results.get("distilflow")
+    if results.get("bare-post") and flow_r:
+        post = results["bare-post"]
+        print(f"distilflow / bare-post rows/s (the framework's own cost, same HTTP path): "
+              f"{(flow_r['rows_out'] / flow_r['wall_s']) / (post['rows_out'] / post['wall_s']):.2f}; run_tasks alone: "
+              f"{(flow_r['rows_out'] / flow_r['run_tasks_s']) / (post['rows_out'] / post['wall_s']):.2f}")
     if bare_r and flow_r:
         print(f"\ndistilflow / bare rows/s: {(flow_r['rows_out'] / flow_r['wall_s']) / (bare_r['rows_out'] / bare_r['wall_s']):.2f} "
               f"(flow run incl. Prefect's per-run start/exit); run_tasks alone: "
               f"{(flow_r['rows_out'] / flow_r['run_tasks_s']) / (bare_r['rows_out'] / bare_r['wall_s']):.2f}")
         print(f"framework CPU per row beyond the bare client: {(flow_r['cpu_s'] - bare_r['cpu_s']) / args.rows * 1000:.3f} ms")
+    if results.get("bare-post") and flow_r:
+        print(f"framework CPU per row beyond bare-post: {(flow_r['cpu_s'] - results['bare-post']['cpu_s']) / args.rows * 1000:.3f} ms")
     rate = {mode: r["rows_out"] / r["wall_s"] for mode, r in results.items()}
     if "distilflow" in rate and "distilabel" in rate:
         print(f"distilflow / distilabel rows/s: {rate['distilflow'] / rate['distilabel']:.2f}")

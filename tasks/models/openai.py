@@ -94,7 +94,7 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
 
         async def ask() -> tuple[list, Union[dict, None]]:
             # The SDK's own HTTP call, without its per-request typing of the body and the answer:
-            # those cost about a third of the client's CPU per request, and a run of many
+            # those cost about a quarter of the client's CPU per request, and a run of many
             # thousands of requests on one core is bound by exactly that (benchmarks/throughput.py).
             response = await client.post("/chat/completions", body=body, cast_to=httpx.Response)
             return _chat_answer(json.loads(response.content))
