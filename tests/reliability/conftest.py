@@ -24,3 +24,12 @@ def instructions(tmp_path):
     from flow_process import write_instructions
 
     return write_instructions(tmp_path / "instructions.jsonl")
+
+
+@pytest.fixture
+def slow_sim():
+    """A simulator of its own, slow enough (0.3 s an answer) to catch a run half way."""
+    from tasks.simulator import Simulator
+
+    with Simulator(latency=0.3) as sim:
+        yield sim

@@ -82,3 +82,11 @@ def write_instructions(path: Path) -> Path:
 
 def instruction(i: int) -> str:
     return f"Explain topic {i} in one line."
+
+
+def locations(where: str, tmp_path: Path, request, name: str = "out") -> tuple[str, str]:
+    """(output, result storage) of a run, on local disk or in the test's S3 bucket."""
+    if where == "s3":
+        bucket = request.getfixturevalue("s3")
+        return bucket.uri(f"{name}/rows.jsonl"), bucket.uri(f"{name}-results")
+    return str(tmp_path / name / "rows.jsonl"), str(tmp_path / f"{name}-results")

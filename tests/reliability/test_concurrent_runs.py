@@ -11,25 +11,14 @@ import subprocess
 
 import pytest
 from prefect.results import ResultRecord
-from flow_process import BATCH, BATCHES, ROWS, flow_command, flow_env, instruction, leftovers, run_flow
+from flow_process import BATCH, BATCHES, ROWS, flow_command, flow_env, instruction, leftovers, locations, run_flow
 
 from storage import filesystem, read_rows
-from tasks.simulator import Simulator
-
-
-@pytest.fixture
-def slow_sim():
-    with Simulator(latency=0.2) as sim:
-        yield sim
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_two_simultaneous_runs_share_results_without_corruption(where, prefect_api, slow_sim, instructions, tmp_path, request):
-    if where == "s3":
-        bucket = request.getfixturevalue("s3")
-        output, results = bucket.uri("out/rows.jsonl"), bucket.uri("results")
-    else:
-        output, results = str(tmp_path / "out" / "rows.jsonl"), str(tmp_path / "results")
+    output, results = locations(where, tmp_path, request)
     env = flow_env(slow_sim)
     command = flow_command(instructions, output, results)
 

@@ -11,27 +11,16 @@ from __future__ import annotations
 import pytest
 from flow_process import (
     BATCH, BATCHES, IN_FLIGHT, ROWS, finished_batches, flow_command, flow_env, instruction, kill_when_batches_done,
-    leftovers, run_flow,
+    leftovers, locations, run_flow,
 )
 
 from storage import filesystem, read_rows
-from tasks.simulator import Simulator
-
-@pytest.fixture
-def slow_sim():
-    with Simulator(latency=0.3) as sim:
-        yield sim
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_killed_flow_resumes_with_only_unfinished_batches_resent(where, prefect_api, slow_sim, instructions, tmp_path, request):
-    if where == "s3":
-        bucket = request.getfixturevalue("s3")
-        output, results = bucket.uri("out/rows.jsonl"), bucket.uri("results")
-        reference_output, reference_results = bucket.uri("reference/rows.jsonl"), bucket.uri("reference-results")
-    else:
-        output, results = str(tmp_path / "out" / "rows.jsonl"), str(tmp_path / "results")
-        reference_output, reference_results = str(tmp_path / "reference.jsonl"), str(tmp_path / "reference-results")
+    output, results = locations(where, tmp_path, request)
+    reference_output, reference_results = locations(where, tmp_path, request, name="reference")
     env = flow_env(slow_sim)
 
     # An uninterrupted run, for the expected dataset.
