@@ -61,6 +61,14 @@ STATUS_OF = {"ok": "200", "malformed": "200", "empty": "200", "garbage": "200", 
 # -- helpers -------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def sim():
+    """A simulator for this test alone: exact counts must not see a straggler of another test
+    (a hung request abandoned by its client may still be answered after the next test began)."""
+    with Simulator() as simulator:
+        yield simulator
+
+
 def client(base_url: str, **kwargs: Any) -> OpenAILLM:
     settings = {"retry_backoff": 0.02, "retry_max_delay": 0.5, "max_retries": 8, "timeout": 10.0,
                 "max_concurrent_requests": 16, **kwargs}
