@@ -143,12 +143,11 @@ class OpenAICompatible(BaseModel):
         while True:
             await limit.acquire()
             try:
-                result = _checked_answer(await request())
+                result = await request()
             # a body that is not JSON (a proxy's error page) surfaces as JSONDecodeError
             except (
                 openai.APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError, MalformedAnswer
             ) as e:
-                limit.release()
                 status, response = _status_of(e)
                 retry_after = _retry_after(response) if response is not None else None
                 if status in (429, 503):  # the server says it has too much: ask less of it
@@ -157,13 +156,11 @@ class OpenAICompatible(BaseModel):
                 if not transient or attempt >= self.max_retries:
                     raise self._request_error(what, e, status, transient) from e
                 delay = self._backoff(attempt) if retry_after is None else retry_after
-            except BaseException:
-                limit.release()
-                raise
             else:
-                limit.release()
                 limit.succeeded()
                 return result
+            finally:
+                limit.release()
             attempt += 1
             _log.debug("%s: transient failure, retry %d in %.2fs", what, attempt, delay)
             await asyncio.sleep(min(delay, self.retry_max_delay))
@@ -192,10 +189,6 @@ class OpenAICompatible(BaseModel):
         )
 
 
-class MalformedAnswer(Exception):
-    """An HTTP 200 whose body is JSON but not an answer (no choices, no data, not an object)."""
-
-
 # What is transient and what becomes a fallback row (tests/reliability/test_server_faults.py checks it):
 #
 # * an answer that is not an answer at all -- a body that is not JSON (a proxy's error page), a
@@ -208,34 +201,11 @@ class MalformedAnswer(Exception):
 #   no rating, ...), is the model's answer: it is kept as a fallback row with the raw output and
 #   `fallback_reason_<task>` ("EmptyOutput: ...", or the format_output error). Not retried: the
 #   same request would usually get the same answer, and the row says what happened.
-def _checked_answer(result: T) -> T:
-    """`result`, or MalformedAnswer if it is not an answer (see above).
-
-    The SDK hands back whatever JSON it got when it is not an object; bytes (a downloaded
-    file) and SDK objects other than completions and image answers pass unchanged.
-    """
-    if result is None or isinstance(result, (str, list, int, float, bool)):
-        raise MalformedAnswer(f"the server answered with {clip(result)} instead of a JSON object")
-    fields = getattr(type(result), "model_fields", {})
-    if "choices" in fields:  # chat and text completions
-        choices = getattr(result, "choices", None)
-        if not isinstance(choices, list) or not choices:
-            raise MalformedAnswer(f"the answer has no choices: {clip(_dump(result))}")
-        kinds = [getattr(type(c), "model_fields", None) for c in choices]
-        if any(k is None for k in kinds) or any("message" in k and c.message is None for k, c in zip(kinds, choices)):
-            raise MalformedAnswer(f"an answer choice is not a choice: {clip(_dump(result))}")
-    elif "data" in fields:  # images
-        data = getattr(result, "data", None)
-        if not isinstance(data, list) or not data:
-            raise MalformedAnswer(f"the answer has no data: {clip(_dump(result))}")
-    return result
-
-
-def _dump(result: Any) -> Any:
-    try:
-        return result.model_dump(exclude_unset=True, warnings=False)
-    except Exception:  # noqa: BLE001 - only for the message
-        return result
+#
+# Each client reads its own answers inside the request it hands to `call_with_retries` and raises
+# MalformedAnswer there, so that the retry covers it.
+class MalformedAnswer(Exception):
+    """An HTTP 200 whose body is JSON but not an answer (no choices, no data, not an object)."""
 
 
 def clip(value: Any, limit: int = 200) -> str:

@@ -6,10 +6,10 @@ import base64
 from typing import Any, Union
 
 import httpx
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from tasks._loop import PerLoop
-from tasks.models._openai_compat import OpenAICompatible
+from tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip
 from tasks.models.base import AsyncImageGenerationModel
 from tasks.typing import ImageGenerateOutput
 
@@ -48,11 +48,13 @@ class OpenAIImageGeneration(OpenAICompatible, AsyncImageGenerationModel):
     async def _images(self, prompt: str, n: int, params: dict[str, Any]) -> list[str]:
         client = self.client()
         what = f"{type(self).__name__}(model={self.model!r}) image request"
-        answer = await self.call_with_retries(
-            what, lambda: client.images.generate(model=self.model, prompt=prompt, n=n, **params)
-        )
+
+        async def generate() -> Any:
+            return _images_answer(await client.images.generate(model=self.model, prompt=prompt, n=n, **params))
+
+        answer = await self.call_with_retries(what, generate)
         images = []
-        for item in answer.data or []:
+        for item in answer.data:
             if item.b64_json:
                 images.append(item.b64_json)
             elif item.url:
@@ -68,3 +70,13 @@ class OpenAIImageGeneration(OpenAICompatible, AsyncImageGenerationModel):
             return response.content
 
         return base64.b64encode(await self.call_with_retries(f"{what} (download)", fetch)).decode()
+
+
+def _images_answer(answer: Any) -> Any:
+    """An images answer, or MalformedAnswer when it is not one (retried; see _openai_compat)."""
+    if answer is None or isinstance(answer, (str, list, int, float, bool)):  # JSON that is not an object
+        raise MalformedAnswer(f"the server answered with {clip(answer)} instead of a JSON object")
+    if not isinstance(getattr(answer, "data", None), list) or not answer.data:
+        shown = answer.model_dump(exclude_unset=True, warnings=False) if isinstance(answer, BaseModel) else answer
+        raise MalformedAnswer(f"the answer has no data: {clip(shown)}")
+    return answer
