@@ -8,7 +8,7 @@ retries it later; anything else fails it at once.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Union
 
 from prefect import Task as PrefectTask
@@ -35,10 +35,7 @@ def process_rows(task: _Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
 
 def run_batch(task: _Task, rows: list[dict[str, Any]], label: str, concurrency_limit: Union[str, None] = None) -> State:
     """The body of a batch task run: generate, then name the state after what happened."""
-    if concurrency_limit:
-        with _global_slot(concurrency_limit):
-            out = process_rows(task, rows)
-    else:
+    with _global_slot(concurrency_limit) if concurrency_limit else nullcontext():
         out = process_rows(task, rows)
     counts = count_rows(task, out)
     message = shape_message(task, len(rows), len(out))
