@@ -17,17 +17,15 @@ count towards this process's memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import itertools
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage import DatasetWriter, filesystem, read_rows, write_rows
+from storage.testing import moto_s3_server
 
 PART_ROWS = 1000
 WORDS = ["distilled", "synthetic", "data", "flows", "through", "prefect", "tasks", "while", "models", "answer",
@@ -118,23 +117,10 @@ def stored_bytes(uri: str) -> int:
     return sum(fs.du(path, total=False).values())
 
 
-def moto_server() -> subprocess.Popen:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
+def use_moto(url: str) -> None:
     os.environ.update(AWS_ACCESS_KEY_ID="benchmark", AWS_SECRET_ACCESS_KEY="benchmark",
                       AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=url)
     os.environ.pop("DISTILFLOW_S3_CREDENTIALS_BLOCK", None)
-    return server
 
 
 def mib(n: int) -> str:
@@ -148,11 +134,11 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["jsonl", "parquet"], choices=["jsonl", "parquet"])
     args = parser.parse_args()
 
-    server = moto_server() if args.s3 else None
-    try:
-        if server:
+    with contextlib.ExitStack() as stack:
+        if args.s3:
             import boto3
 
+            use_moto(stack.enter_context(moto_s3_server()))
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
             root, where = f"s3://{bucket}", f"S3 (moto on {os.environ['AWS_ENDPOINT_URL']})"
@@ -178,10 +164,6 @@ def main() -> None:
                 print(f"{label:44} {count:8d} {size:>13} {seconds:7.2f}s {mib(peak):>13} {mib(arrow):>13}")
                 count, seconds, peak, arrow = timed(functools.partial(count_rows, uri))
                 print(f"{'  read_rows, counting':44} {count:8d} {'':>13} {seconds:7.2f}s {mib(peak):>13} {mib(arrow):>13}")
-    finally:
-        if server:
-            server.terminate()
-            server.wait(10)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -21,6 +19,7 @@ from storage import (
     write_rows,
 )
 from storage.filesystems import clear_cache
+from storage.testing import moto_s3_server
 from tasks.errors import DistilflowUserError
 
 DISTINCTIVE_SECRET = "wrong-secret-Zq8rT2vW9xY4-distinctive"
@@ -184,21 +183,7 @@ def auth_s3(tmp_path_factory):
     """
     import boto3
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+    with moto_s3_server() as url:
         admin = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "admin",
                  "aws_secret_access_key": "admin-secret"}
         boto3.client("s3", **admin).create_bucket(Bucket="guarded")
@@ -215,9 +200,6 @@ def auth_s3(tmp_path_factory):
                                          headers={"Content-Type": "text/plain"})
         assert json.loads(urllib.request.urlopen(enforce).read())["status"] == "ok"
         yield url, keys
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @pytest.fixture
