@@ -44,13 +44,17 @@ def run_flow(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.C
     return done
 
 
-def finished_batches(results: str) -> int:
+def result_entries(results: str) -> list[str]:
     """Cached batch results whole in storage (hidden temporary files are not results yet)."""
     fs, path = filesystem(results)
     fs.invalidate_cache()
     if not fs.exists(path):
-        return 0
-    return sum(1 for name in fs.ls(path, detail=False) if not name.rstrip("/").rsplit("/", 1)[-1].startswith("."))
+        return []
+    return [name for name in fs.ls(path, detail=False) if not name.rstrip("/").rsplit("/", 1)[-1].startswith(".")]
+
+
+def finished_batches(results: str) -> int:
+    return len(result_entries(results))
 
 
 def kill_when_batches_done(command: list[str], env: dict[str, str], cwd: Path, results: str, done: int) -> None:

@@ -11,7 +11,9 @@ import subprocess
 
 import pytest
 from prefect.results import ResultRecord
-from flow_process import BATCH, BATCHES, ROWS, flow_command, flow_env, instruction, leftovers, locations, run_flow
+from flow_process import (
+    BATCH, BATCHES, ROWS, flow_command, flow_env, instruction, leftovers, locations, result_entries, run_flow,
+)
 
 from storage import filesystem, read_rows
 
@@ -36,8 +38,8 @@ def test_two_simultaneous_runs_share_results_without_corruption(where, prefect_a
     assert all(r["generation"] and r["model_name"] == "sim-model" for r in rows)
     assert leftovers(output) == []
 
-    fs, path = filesystem(results)
-    entries = [name for name in fs.ls(path, detail=False) if not name.rsplit("/", 1)[-1].startswith(".")]
+    fs, _ = filesystem(results)
+    entries = result_entries(results)
     assert len(entries) == BATCHES
     by_instruction = {r["instruction"]: r for r in rows}
     for entry in entries:
