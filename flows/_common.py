@@ -94,17 +94,22 @@ class RunSettings(BaseModel):
     batch_size: int = Field(default=50, ge=1, le=10_000, description="Rows per batch (one Prefect task run each).")
     max_concurrent_batches: int = Field(default=4, ge=1, le=256, description="Batches in flight at once.")
     retries: int = Field(default=3, ge=0, le=20, description="Prefect retries of a batch after a transient failure.")
-    refresh_cache: bool = Field(default=False, description="Regenerate every batch instead of reusing cached results.")
-    cache_version: str = Field(default="1", description="Bump to invalidate all cached results of this flow.")
+    refresh_cache: bool = Field(default=False, description="Ask the model again for every row, replacing cached answers.")
+    cache_version: str = Field(default="1", description="Bump to stop using every answer cached so far.")
     result_storage: Union[str, None] = Field(
-        default=None, description="Where cached batch results live; default $DISTILFLOW_RESULTS or ./.distilflow/results."
+        default=None, description="Where cached answers live (a directory or s3:// URI); default $DISTILFLOW_RESULTS "
+        "or ./.distilflow/results."
+    )
+    max_failed_fraction: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Stop when more than this share of a step's rows failed (e.g. HTTP 400); 1 never stops.",
     )
 
     def options(self, **overrides: Any) -> RunOptions:
         return RunOptions(
             max_concurrent_batches=self.max_concurrent_batches, retries=self.retries,
             refresh_cache=self.refresh_cache, cache_version=self.cache_version,
-            result_storage=self.result_storage, **overrides,
+            result_storage=self.result_storage, max_failed_fraction=self.max_failed_fraction, **overrides,
         )
 
 
@@ -179,9 +184,9 @@ def run_steps(
     """Run the steps and stream each finished batch to `params.output`; return the final state.
 
     The output location is checked before any request. Batches are written as they finish and
-    the dataset appears at `params.output` only when complete (rows of failed batches are left
-    out, so a re-run re-sends only those). With `dry_run`, three rows run without the cache and
-    are printed instead.
+    the dataset appears at `params.output` only when the run completed (rows that failed alone
+    included, with their errors); a run that stopped leaves what was there before. With
+    `dry_run`, three rows run without the cache and are printed instead.
     """
     from prefect.states import Completed
 
@@ -195,21 +200,22 @@ def run_steps(
     with DatasetWriter(params.output) as writer:
         sink = writer if transform is None else _Transformed(writer, transform)
         result = run_tasks(steps, rows, params.run.options(), sink=sink, keep_rows=False)
-        if result.errors and not result.rows_out:
-            # Committing would replace an earlier dataset at the output with an empty one.
-            return _nothing_written(result, params.output)
+        if not result.complete:
+            return _not_published(result, params.output)
         written = writer.commit()
     return _report(result, params.output, written, logger, flow_name)
 
 
-def _nothing_written(result: RunResult, output: str):
+def _not_published(result: RunResult, output: str):
+    """The run's failed state, saying that the output was left as it was."""
     from prefect.states import Failed
 
-    not_run = sum(s.not_run for s in result.steps)
-    first = next(iter(result.errors.values()))
-    counts = f"{len(result.errors)} batches failed" + (f", {not_run} not run" if not_run else "")
-    message = f"No rows were written ({counts}); {output} is as it was before the run. First error: {first}"
-    return Failed(message=message, data=BatchesFailedError(message))
+    state = result.final_state()
+    error = state.result(raise_on_failure=False)
+    message = f"{state.message} Nothing was written: {output} is as it was before the run."
+    if isinstance(error, BatchesFailedError):
+        error = BatchesFailedError(message)
+    return Failed(message=message, data=error)
 
 
 class _Transformed:
@@ -235,21 +241,32 @@ def _report(result: RunResult, output: str, written: int, logger: Any, flow_name
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
 
 
+#: Exit statuses of `python flows/<name>.py` (the README lists them).
+EXIT_COMPLETE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_FAILED_ROWS = 0, 1, 2, 3
+
+
 def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Union[list[str], None] = None) -> NoReturn:
     """`python flows/<name>.py`: parse the flags, run the flow, exit with its outcome.
 
-    A run that did not complete ends with its reason as the last line on stderr, and exit status
-    2 for bad input or configuration (nothing was sent to a model) or 1 for anything else.
+    0: the dataset is complete (fallback rows included); 3: it was written, but some rows failed
+    (their errors are in the rows; running again retries only them); 2: bad input or
+    configuration, with one line naming the fix; 1: the run failed and wrote nothing. A run that
+    did not complete ends with its reason as the last line on stderr.
     """
+    from tasks.runner import FAILED_ROWS_STATE_NAME
+
     state = run_flow(cli(params_model, argv), return_state=True)
     if state.is_completed():
-        sys.exit(0)
+        if state.name == FAILED_ROWS_STATE_NAME:
+            print(f"warning: {state.message}", file=sys.stderr)
+            sys.exit(EXIT_FAILED_ROWS)
+        sys.exit(EXIT_COMPLETE)
     try:
         error = state.result(raise_on_failure=False)
     except Exception:  # noqa: BLE001 - a result that cannot be read: not a user error
         error = None
     print(f"error: {state.message}", file=sys.stderr)
-    sys.exit(2 if isinstance(error, DistilflowUserError) else 1)
+    sys.exit(EXIT_BAD_INPUT if isinstance(error, DistilflowUserError) else EXIT_FAILED)
 
 
 def cli(params_model: type[BaseModel], argv: Union[list[str], None] = None) -> BaseModel:

@@ -7,28 +7,22 @@ write, or a manifest swap), so a reader never sees a half-written dataset under 
 Storage failures surface as `DistilflowUserError`s that name the location and the fix.
 """
 
+from storage.answers import AnswerStore, answer_store, check_answer_store
 from storage.datasets import check_readable, check_writable, read_rows, write_rows
 from storage.filesystems import filesystem
 from storage.images import save_image
 from storage.writer import DatasetWriter
 
 __all__ = [
+    "AnswerStore",
     "DatasetWriter",
-    "DistilflowResultStorage",
+    "answer_store",
+    "check_answer_store",
     "check_readable",
     "check_writable",
     "filesystem",
     "read_rows",
-    "result_storage_block",
     "save_image",
     "write_rows",
 ]
 
-
-def __getattr__(name: str):
-    # The result storage block imports Prefect (about a second); plain dataset I/O does not need it.
-    if name in ("DistilflowResultStorage", "result_storage_block"):
-        from storage import results
-
-        return getattr(results, name)
-    raise AttributeError(f"module 'storage' has no attribute {name!r}")

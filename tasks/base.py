@@ -21,14 +21,17 @@ from typing import Any, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
 
 from tasks._state import fresh_private_state
+from tasks.answers import RowFailure, answer, occurrences
 from tasks.errors import DistilflowUserError, InvalidSettingsError
 from tasks.models.base import LLM, ImageGenerationModel
 from tasks.typing import ChatType, FormattedInput, StepColumns
 
-__all__ = ["DISTILABEL_METADATA_KEY", "ImageTask", "Task", "group_dicts"]
+__all__ = ["DISTILABEL_METADATA_KEY", "FAILURE_KEY_PREFIX", "ImageTask", "Task", "group_dicts"]
 
 DISTILABEL_METADATA_KEY = "distilabel_metadata"
 EMPTY_OUTPUT_REASON = "EmptyOutput: the model returned no text"
+#: `distilabel_metadata["error_<task name>"]`: on a row whose request failed (status, code, message).
+FAILURE_KEY_PREFIX = "error_"
 
 _logger = logging.getLogger("distilflow.tasks")
 
@@ -222,6 +225,28 @@ class _Task(BaseModel, ABC):
             columns[DISTILABEL_METADATA_KEY] = metadata
         return columns
 
+    def _failed_generation(self, formatted_input: FormattedInput, failure: RowFailure) -> dict[str, Any]:
+        """A generation whose request failed: no outputs, the raw input, and the error."""
+        columns: dict[str, Any] = {c: None for c in self.get_outputs() if c != "model_name"}
+        metadata: dict[str, Any] = {}
+        if self.add_raw_output:
+            metadata[f"raw_output_{self.name}"] = None
+        if self.add_raw_input:
+            metadata[f"raw_input_{self.name}"] = _chat_of(formatted_input)
+        metadata[f"{FAILURE_KEY_PREFIX}{self.name}"] = failure.metadata()
+        columns[DISTILABEL_METADATA_KEY] = metadata
+        return columns
+
+    def _answers(self, rows: list[dict[str, Any]], formatted: list[FormattedInput]) -> list[Any]:
+        """The model's answer for each formatted input, or a `RowFailure` where its request failed.
+
+        Inside a run, answers come from the answer cache when it has them (see `tasks.answers`).
+        """
+        return answer(
+            self.llm, formatted, self.num_generations, self.llm.get_generation_kwargs(),
+            occurrences=occurrences(self, rows), row_failures=True,
+        )
+
     def _rows_for_input(self, input: dict[str, Any], generations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Ungrouped: one row per generation. Grouped: one row whose outputs are lists."""
         model_name = self.llm.model_name
@@ -312,16 +337,16 @@ class Task(_Task):
 
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         formatted = [self.format_input(row) for row in rows]
-        outputs = self.llm.generate_outputs(
-            inputs=formatted, num_generations=self.num_generations, **self.llm.get_generation_kwargs()
-        )
         result: list[dict[str, Any]] = []
-        for row, prompt, output in zip(rows, formatted, outputs):
-            stats = output.get("statistics") or {}
-            generation_rows = [
-                self._generation(row, text, prompt, _statistics_at(stats, i))
-                for i, text in enumerate(output["generations"])
-            ]
+        for row, prompt, output in zip(rows, formatted, self._answers(rows, formatted)):
+            if isinstance(output, RowFailure):
+                generation_rows = [self._failed_generation(prompt, output) for _ in range(self.num_generations)]
+            else:
+                stats = output.get("statistics") or {}
+                generation_rows = [
+                    self._generation(row, text, prompt, _statistics_at(stats, i))
+                    for i, text in enumerate(output["generations"])
+                ]
             result.extend(self._rows_for_input(row, generation_rows))
         return result
 
@@ -348,12 +373,12 @@ class ImageTask(_Task):
 
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         prompts = [self.format_input(row) for row in rows]
-        outputs = self.llm.generate_outputs(
-            inputs=prompts, num_generations=self.num_generations, **self.llm.get_generation_kwargs()
-        )
         result: list[dict[str, Any]] = []
-        for row, prompt, generations in zip(rows, prompts, outputs):
-            generation_rows = [self._generation(row, raw, prompt, {}) for raw in generations]
+        for row, prompt, generations in zip(rows, prompts, self._answers(rows, prompts)):
+            if isinstance(generations, RowFailure):
+                generation_rows = [self._failed_generation(prompt, generations) for _ in range(self.num_generations)]
+            else:
+                generation_rows = [self._generation(row, raw, prompt, {}) for raw in generations]
             result.extend(self._rows_for_input(row, generation_rows))
         return result
 

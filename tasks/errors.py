@@ -10,7 +10,20 @@ Two families matter to callers:
 
 from __future__ import annotations
 
-__all__ = ["BatchesFailedError", "DistilflowError", "DistilflowUserError", "InvalidSettingsError", "ModelRequestError"]
+from typing import Any
+
+__all__ = [
+    "BatchesFailedError",
+    "DistilflowError",
+    "DistilflowUserError",
+    "InvalidSettingsError",
+    "ModelConfigurationError",
+    "ModelRequestError",
+]
+
+#: Answers that say the client is set up wrong (key, permissions, billing, model name, URL), not
+#: that one request was bad: every other request would get the same answer.
+CONFIGURATION_STATUSES = frozenset({401, 402, 403, 404, 405})
 
 
 class DistilflowError(Exception):
@@ -49,17 +62,47 @@ class ModelRequestError(DistilflowError):
 
     `transient` is True for failures that may succeed on a later attempt (connection errors,
     timeouts, 408/409/429/5xx) once the client's own retries are spent; False for answers that
-    will not change (400-class), which must fail the batch at once.
+    will not change (400-class). `code` is the server's own error code when it sent one
+    (`context_length_exceeded`, `content_policy_violation`, ...).
+
+    A non-transient error is about one request (its row fails alone) unless it is a
+    `ModelConfigurationError`, which stops the run.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None, transient: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        transient: bool = False,
+        code: str | None = None,
+        server_message: str | None = None,
+    ):
         super().__init__(message)
         self.status_code = status_code
         self.transient = transient
+        self.code = code
+        self.server_message = server_message  # what the server said, without our context around it
 
     def __reduce__(self):  # keep the attributes through pickling (Prefect stores failures)
-        return (_rebuild_model_request_error, (str(self), self.status_code, self.transient))
+        return (
+            _rebuild_model_request_error,
+            (type(self), str(self), self.status_code, self.transient, self.code, self.server_message),
+        )
 
 
-def _rebuild_model_request_error(message: str, status_code: int | None, transient: bool):
-    return ModelRequestError(message, status_code=status_code, transient=transient)
+class ModelConfigurationError(ModelRequestError, DistilflowUserError):
+    """The server refused the client itself (401/403 key, 402 billing, 404 model or URL): fix the settings.
+
+    No request can succeed until then, so the run stops at once; its message names the fix.
+    """
+
+
+def model_request_error(message: str, *, status_code: int | None = None, **details: Any) -> ModelRequestError:
+    """The right error class for a failed request: configuration errors stop runs, others fail a row."""
+    cls = ModelConfigurationError if status_code in CONFIGURATION_STATUSES else ModelRequestError
+    return cls(message, status_code=status_code, **details)
+
+
+def _rebuild_model_request_error(cls, message, status_code, transient, code=None, server_message=None):
+    return cls(message, status_code=status_code, transient=transient, code=code, server_message=server_message)

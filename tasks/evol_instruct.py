@@ -9,7 +9,8 @@ from typing import Any, Union
 
 from pydantic import Field, PositiveInt, field_validator
 
-from tasks.base import DISTILABEL_METADATA_KEY, EMPTY_OUTPUT_REASON, Task
+from tasks.answers import RowFailure, answer, occurrences
+from tasks.base import DISTILABEL_METADATA_KEY, EMPTY_OUTPUT_REASON, FAILURE_KEY_PREFIX, Task
 from tasks.errors import DistilflowUserError
 from tasks.typing import ChatType, StepColumns
 
@@ -60,7 +61,9 @@ class _Evolution:
     raw_inputs: list[ChatType] = field(default_factory=list)
     raw_outputs: list[Union[str, None]] = field(default_factory=list)
     statistics: list[dict[str, Any]] = field(default_factory=list)
-    failure: Union[str, None] = None
+    failure: Union[str, None] = None  # why the row keeps raw outputs (a fallback)
+    error: Union[RowFailure, None] = None  # a request of the row failed
+    repeat: int = 0  # earlier rows of the step with the same instruction (see tasks.answers)
 
     @property
     def latest(self) -> str:
@@ -157,6 +160,8 @@ class EvolInstruct(Task):
 
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         evolutions = [_Evolution(row["instruction"]) for row in rows]
+        for evolution, repeat in zip(evolutions, occurrences(self, rows) or []):
+            evolution.repeat = repeat
         for round in range(self.num_evolutions):
             alive = [e for e in evolutions if e.failure is None]
             prompts = [self._mutation(e.original, e.latest, round) for e in alive]
@@ -187,9 +192,20 @@ class EvolInstruct(Task):
         """One `generate` call for the batch; each request is recorded on its row."""
         if not prompts:
             return []
-        outputs = self.llm.generate_outputs(inputs=prompts, num_generations=1, **self.llm.get_generation_kwargs())
+        outputs = answer(
+            self.llm, prompts, 1, self.llm.get_generation_kwargs(),
+            occurrences=[e.repeat for e in evolutions], row_failures=True,
+        )
         texts = []
         for evolution, prompt, output in zip(evolutions, prompts, outputs):
+            if isinstance(output, RowFailure):
+                evolution.raw_inputs.append(prompt)
+                evolution.raw_outputs.append(None)
+                evolution.statistics.append({})
+                evolution.error = evolution.error or output
+                evolution.failure = evolution.failure or output.reason()
+                texts.append(None)
+                continue
             text = output["generations"][0]
             stats = output.get("statistics") or {}
             evolution.raw_inputs.append(prompt)
@@ -228,7 +244,9 @@ class EvolInstruct(Task):
             metadata[f"statistics_{self.name}"] = {
                 key: [s.get(key) for s in evolution.statistics] for key in ("input_tokens", "output_tokens")
             }
-        if reason is not None:
+        if evolution.error is not None:
+            metadata[f"{FAILURE_KEY_PREFIX}{self.name}"] = evolution.error.metadata()
+        elif reason is not None:
             metadata[f"fallback_reason_{self.name}"] = reason
         if metadata:
             columns[DISTILABEL_METADATA_KEY] = metadata

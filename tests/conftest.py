@@ -15,6 +15,16 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def answers_of_this_test(tmp_path_factory, monkeypatch):
+    """Runs that name no result storage keep their answers in a directory of this test's own.
+
+    Not the checkout's .distilflow/, and not shared: one test's cached answers (say, from a
+    simulator answering normally) must not answer another's requests.
+    """
+    monkeypatch.setenv("DISTILFLOW_RESULTS", str(tmp_path_factory.mktemp("answers")))
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """A real Prefect API (temporary server, SQLite in a temporary directory) for the session."""

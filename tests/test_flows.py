@@ -115,7 +115,7 @@ def test_bad_input_fails_before_any_request(tmp_path, simulator):
 
 def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     """The README's main command: a fresh directory, no key, no Prefect server, CLI flags."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_API"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_API", "DISTILFLOW_"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     command = [sys.executable, str(ROOT / "flows" / "text_generation.py"), "--limit", "5", "--run.batch-size", "2"]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
@@ -126,27 +126,31 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     rows = read(output)
     assert [r["instruction"] for r in rows][:2] == ["What's the capital of Spain?", "Explain photosynthesis to a ten-year-old."]
     assert all(r["generation"] for r in rows)
-    assert (tmp_path / ".distilflow" / "results").is_dir()
+    from storage import answer_store
+
+    assert len(answer_store(str(tmp_path / ".distilflow" / "results"))) == 5  # the default answer cache
 
 
 @pytest.mark.usefixtures("prefect_api", "no_provider")
-def test_failed_batch_fails_the_flow_after_writing_the_rest(tmp_path, sim):
-    sim.configure(fault_script=["ok", "ok", 400])
+def test_a_refused_row_is_written_as_failed_and_a_rerun_asks_only_for_it(tmp_path, sim):
+    sim.configure(refuse_containing=["photosynthesis"])
     params = TextGenerationParams(
         output=str(tmp_path / "out.jsonl"), limit=6,
         model={"provider": "openai", "base_url": sim.base_url},
         run={"batch_size": 2, "max_concurrent_batches": 1, "result_storage": str(tmp_path / "results")},
     )
     state = text_generation(params, return_state=True)
-    assert state.is_failed()
-    assert "1 batches failed: text_generation_0[2/3]; 1 batches not run" in state.message
-    assert "HTTP 400" in state.message
-    assert [r["instruction"] for r in read(tmp_path / "out.jsonl")] == [
-        "What's the capital of Spain?", "Explain photosynthesis to a ten-year-old."
-    ]
-    sent = sim.stats()["requests"]
+    assert state.name == "CompletedWithFailedRows"
+    assert "1 of 6 rows failed: HTTP 400 context_length_exceeded" in state.message
+    rows = read(tmp_path / "out.jsonl")
+    assert len(rows) == 6
+    failed = [r for r in rows if r["generation"] is None]
+    assert [r["instruction"] for r in failed] == ["Explain photosynthesis to a ten-year-old."]
+    assert failed[0]["distilabel_metadata"]["error_text_generation_0"]["code"] == "context_length_exceeded"
+    assert sim.stats()["requests"] == 6
 
+    sim.configure(refuse_containing=[])
     state = text_generation(params, return_state=True)
-    assert state.name == "Completed" and "(1/3 batches from cache)" in state.message
-    assert len(read(tmp_path / "out.jsonl")) == 6
-    assert sim.stats()["requests"] == sent + 4  # only the failed and the unstarted batch
+    assert state.name == "Completed" and "(2/3 batches from cache, 5 of 6 answers from cache)" in state.message
+    assert all(r["generation"] for r in read(tmp_path / "out.jsonl"))
+    assert sim.stats()["requests"] == 7  # only the refused row was asked again

@@ -7,44 +7,16 @@ from typing import Any
 
 import pytest
 from deployment_env import call_api
-from prefect import flow
+from flow_runs import llm, rows, run
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.settings import PREFECT_API_URL
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks import BatchesFailedError, Task, TextGeneration, UltraFeedback
-from tasks.models import OpenAILLM
-from tasks.runner import RunOptions, run_tasks
+from tasks import Task, TextGeneration, UltraFeedback
+from tasks.runner import run_tasks
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-FAST = {"retry_backoff": 0.01, "retry_max_delay": 0.05}
-
-
-def llm(sim, **kwargs) -> OpenAILLM:
-    return OpenAILLM(model=kwargs.pop("model", "sim"), base_url=sim.base_url, **{**FAST, **kwargs})
-
-
-def rows(n: int, prefix: str = "q") -> list[dict[str, Any]]:
-    return [{"instruction": f"{prefix} {i}"} for i in range(n)]
-
-
-@flow(task_runner=ThreadPoolTaskRunner(max_workers=8))
-def generate(tasks, input_rows, options: RunOptions):
-    result = run_tasks(tasks, input_rows, options)
-    return result.final_state(data=result)
-
-
-def run(tasks, input_rows, tmp_path, **options):
-    options.setdefault("result_storage", str(tmp_path / "results"))
-    options.setdefault("retry_delay_seconds", 0)
-    options.setdefault("artifact_prefix", "test")
-    state = generate(tasks, input_rows, RunOptions(**options), return_state=True)
-    value = state.result(raise_on_failure=False)
-    return state, value.result if isinstance(value, BatchesFailedError) else value  # a failed run's RunResult
-
 
 def task_runs(flow_run_id, expected: int, timeout: float = 15.0) -> dict[str, Any]:
     """Task runs of a flow run by name, once all `expected` of them reached a final state."""
@@ -101,8 +73,13 @@ def test_changed_row_model_prompt_or_settings_rerun_only_what_changed(sim, tmp_p
     changed = [dict(r) for r in base]
     changed[5]["instruction"] = "something else"
     _, result = run(TextGeneration(llm=llm(sim), input_batch_size=4), changed, tmp_path)
-    assert sim.stats()["requests"] == 12  # exactly the second batch (4 rows) re-sent
-    assert result.steps[0].cache_hits == 1
+    assert sim.stats()["requests"] == 9  # exactly the changed row's request re-sent
+    assert result.steps[0].cache_hits == 1 and result.steps[0].answers_cached == 7
+
+    # other batch boundaries: the answers are per request, not per batch
+    before = sim.stats()["requests"]
+    _, result = run(TextGeneration(llm=llm(sim), input_batch_size=3), changed, tmp_path)
+    assert sim.stats()["requests"] == before and result.steps[0].cache_hits == 3
 
     for variant in (
         TextGeneration(llm=llm(sim, model="other"), input_batch_size=4),
@@ -186,19 +163,37 @@ def test_rate_limit_and_server_error_storms_complete_with_nothing_lost(sim, tmp_
     assert stats["by_status"]["200"] == 20 and stats["requests"] > 20  # faults happened and were retried
 
 
-def test_a_400_fails_the_batch_once_without_retries(sim, tmp_path):
-    sim.configure(fault_script=[400])
+def test_a_400_fails_its_row_alone_once_without_retries(sim, tmp_path):
+    sim.configure(refuse_containing=["q 1"])
     task = TextGeneration(llm=llm(sim), input_batch_size=2)
     state, result = run(task, rows(4), tmp_path, retries=3, max_concurrent_batches=1)
-    assert state.is_failed()
-    assert "1 batches failed: text_generation_0[1/2]" in state.message
-    assert "HTTP 400" in state.message
-    # fail_fast: a non-transient error stops new batches; nothing was retried
-    assert sim.stats()["requests"] == 2  # the batch's two concurrent requests, once
-    assert result.steps[0].not_run == 1
-    runs = task_runs(state.state_details.flow_run_id, 1)
-    assert runs["text_generation_0[1/2]"].state.is_failed()
+    assert state.is_completed() and state.name == "CompletedWithFailedRows"
+    assert state.message.startswith("text_generation_0: 1 of 4 rows failed: HTTP 400 context_length_exceeded: ")
+    assert [r["instruction"] for r in result.rows] == ["q 0", "q 1", "q 2", "q 3"]
+    failed = result.rows[1]
+    assert failed["generation"] is None and failed["model_name"] == "sim"
+    error = failed["distilabel_metadata"]["error_text_generation_0"]
+    assert error["status_code"] == 400 and error["code"] == "context_length_exceeded"
+    assert error["message"].startswith("This model's maximum context length is")
+    assert "fallback_reason_text_generation_0" not in failed["distilabel_metadata"]
+    assert all(r["generation"] for r in result.rows if r is not failed)
+    assert sim.stats()["requests"] == 4  # the refused request was not retried
+    runs = task_runs(state.state_details.flow_run_id, 2)
+    assert runs["text_generation_0[1/2]"].state.name == "CompletedWithFailedRows"
+    assert runs["text_generation_0[1/2]"].state.message.startswith("1 of 2 rows failed: HTTP 400 context_length_exceeded")
     assert runs["text_generation_0[1/2]"].run_count == 1
+    assert runs["text_generation_0[2/2]"].state.name == "Completed"
+    found = artifacts(state.state_details.flow_run_id, ("test-failed-rows", "test-summary"))
+    assert "context_length_exceeded" in found["test-failed-rows"]["data"] and "q 1" in found["test-failed-rows"]["data"]
+    assert '"failed rows": 1' in found["test-summary"]["data"]
+
+    # failed answers are not cached: a re-run asks for that row only
+    sim.reset()
+    state2, result2 = run(task, rows(4), tmp_path)
+    assert sim.stats()["requests"] == 1 and state2.name == "CompletedWithFailedRows"
+    sim.configure(refuse_containing=[])
+    state3, result3 = run(task, rows(4), tmp_path)
+    assert sim.stats()["requests"] == 2 and state3.name == "Completed" and result3.rows[1]["generation"]
 
 
 def test_prefect_retries_a_batch_after_a_transient_outage(sim, tmp_path):
@@ -211,18 +206,18 @@ def test_prefect_retries_a_batch_after_a_transient_outage(sim, tmp_path):
     assert runs["text_generation_0[1/1]"].run_count == 3
 
 
-def test_failed_batch_keeps_the_rest_and_a_rerun_sends_only_it(sim, tmp_path):
+def test_a_transient_failure_past_every_retry_fails_its_rows_alone(sim, tmp_path):
     task = TextGeneration(llm=llm(sim, max_retries=0), input_batch_size=2)
-    sim.configure(fault_script=["ok", "ok", 500, 500])  # batch 1 fine; batch 2 fails (both requests)
+    sim.configure(fault_script=["ok", "ok", 500, 500])  # batch 1 fine; batch 2's requests fail
     state, result = run(task, rows(6), tmp_path, retries=0, max_concurrent_batches=1)
-    assert state.is_failed() and "text_generation_0[2/3]" in state.message
-    assert [r["instruction"] for r in result.rows] == ["q 0", "q 1", "q 4", "q 5"]  # transient: others went on
-    sent = sim.stats()["by_status"].get("200", 0)
-    assert sent == 4
+    assert state.name == "CompletedWithFailedRows" and "2 of 6 rows failed: HTTP 500" in state.message
+    assert [r["instruction"] for r in result.rows] == [f"q {i}" for i in range(6)]
+    assert [r["generation"] is None for r in result.rows] == [False, False, True, True, False, False]
+    assert sim.stats()["by_status"]["200"] == 4
 
     state2, result2 = run(task, rows(6), tmp_path, retries=0)
-    assert state2.name == "Completed" and len(result2.rows) == 6
-    assert sim.stats()["by_status"]["200"] == sent + 2  # only the failed batch's two rows
+    assert state2.name == "Completed" and all(r["generation"] for r in result2.rows)
+    assert sim.stats()["by_status"]["200"] == 6  # only the two failed rows were asked again
     assert result2.steps[0].cache_hits == 2
 
 
@@ -234,11 +229,12 @@ def test_grouped_and_ungrouped_shapes_end_to_end(sim, tmp_path):
     assert len(r1.rows) == 15 and len(r2.rows) == 5
     assert all(isinstance(r["generation"], list) and len(r["generation"]) == 3 for r in r2.rows)
     assert [r["generation"] for r in r1.rows[:3]] == r2.rows[0]["generation"]  # same answers, other shape
-    assert sim.stats()["requests"] == 10  # one request with n=3 per input, in each run
+    # one request with n=3 per input; the grouped run sends the same requests: answered from the cache
+    assert sim.stats()["requests"] == 5
     runs1 = task_runs(s1.state_details.flow_run_id, 1)
     runs2 = task_runs(s2.state_details.flow_run_id, 1)
     assert runs1["u[1/1]"].state.message == "5 inputs -> 15 rows"
-    assert runs2["g[1/1]"].state.message == "5 inputs -> 5 rows x 3 generations"
+    assert runs2["g[1/1]"].state.message == "5 inputs -> 5 rows x 3 generations; every answer from the answer cache"
     assert r2.steps[0].shape() == "5 inputs -> 5 rows x 3 generations"
 
 
@@ -260,22 +256,25 @@ def test_judge_batches_start_before_generation_finishes(sim, tmp_path):
     assert first_judge_start < last_gen_end
 
 
-def test_outside_a_flow_the_same_call_runs_in_process(sim, tmp_path):
+def test_outside_a_flow_the_same_call_runs_in_process_with_the_answer_cache(sim, tmp_path):
+    from storage import answer_store
+
     result = run_tasks(TextGeneration(llm=llm(sim), input_batch_size=3), rows(7), result_storage=str(tmp_path))
     assert len(result.rows) == 7 and result.steps[0].batches == 3 and result.steps[0].cache_hits == 0
-    assert sim.stats()["requests"] == 7
-    assert not (tmp_path / "results").exists()
+    assert sim.stats()["requests"] == 7 and len(answer_store(str(tmp_path))) == 7
+    again = run_tasks(TextGeneration(llm=llm(sim), input_batch_size=3), rows(7), result_storage=str(tmp_path))
+    assert again.rows == result.rows and again.steps[0].cache_hits == 3 and sim.stats()["requests"] == 7
 
 
 def test_result_storage_can_be_an_fsspec_uri(sim, tmp_path):
+    from storage import answer_store
+
     task = TextGeneration(llm=llm(sim), input_batch_size=2)
     storage = f"memory://distilflow-{tmp_path.name}"
     run(task, rows(4), tmp_path, result_storage=storage)
     _, again = run(task, rows(4), tmp_path, result_storage=storage)
     assert sim.stats()["requests"] == 4 and again.steps[0].cache_hits == 2
-    import fsspec
-
-    assert len(fsspec.filesystem("memory").ls(f"/distilflow-{tmp_path.name}")) == 2
+    assert len(answer_store(storage)) == 4
 
 
 def test_batches_run_concurrently_up_to_the_limit(sim, tmp_path):
@@ -302,14 +301,15 @@ def test_a_global_concurrency_limit_caps_batches_across_runs(sim, tmp_path):
     assert state.is_failed() and "prefect gcl create no-such-limit" in state.message
 
 
-def test_outside_a_flow_fail_fast_follows_the_same_rule(sim):
+def test_outside_a_flow_failures_follow_the_same_rules(sim):
     task = TextGeneration(llm=llm(sim, max_retries=0), input_batch_size=1)
-    sim.configure(fault_script=[500])  # transient: the other batches still run
+    sim.configure(fault_script=[500])  # transient, and no batch retry outside a flow: that row fails
     result = run_tasks(task, rows(3))
-    assert result.failed_batches == ["text_generation_0[1/3]"] and len(result.rows) == 2
-    assert result.steps[0].not_run == 0
+    assert result.complete and result.failed_rows == 1 and len(result.rows) == 3
+    assert result.rows[0]["distilabel_metadata"]["error_text_generation_0"]["status_code"] == 500
     sim.reset()
-    sim.configure(fault_script=[400])  # not transient: nothing new starts
-    result = run_tasks(task, rows(3))
-    assert result.failed_batches == ["text_generation_0[1/3]"] and result.rows == []
+    sim.configure(fault_script=[401])  # the key is refused: nothing new starts
+    result = run_tasks(TextGeneration(llm=llm(sim, max_retries=0), input_batch_size=1, name="other"), rows(3))
+    assert result.failed_batches == ["other[1/3]"] and result.rows == []
     assert result.steps[0].not_run == 2 and sim.stats()["requests"] == 1
+    assert result.final_state().is_failed() and "Check the API key" in result.final_state().message

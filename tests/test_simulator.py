@@ -407,6 +407,91 @@ def test_early_retries_count_requests_that_ignored_retry_after(sim, http):
     assert sim.stats()["early_retries"] == 1
 
 
+def test_refused_prompts_get_context_length_exceeded_every_time(sim, client, http):
+    # fault_script shows that a refusal takes no entry; latency shows it is still waited for
+    sim.configure(refuse_containing=["FORBIDDEN", "too long"], fault_script=[500], latency=0.1)
+    for _ in range(2):  # a property of the prompt: refused again, identically
+        started = time.perf_counter()
+        with pytest.raises(openai.BadRequestError) as refused:
+            ask(client, "this prompt is FORBIDDEN here")
+        assert time.perf_counter() - started >= 0.1
+        assert refused.value.status_code == 400
+        assert refused.value.code == "context_length_exceeded"
+        assert refused.value.param == "messages"
+        assert refused.value.body == {
+            "message": "This model's maximum context length is 128000 tokens. However, your messages "
+            "resulted in 133000 tokens. Please reduce the length of the messages.",  # 5 words
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    with pytest.raises(openai.InternalServerError):  # the script entry is still there
+        ask(client, "an innocent prompt")
+    assert ask(client, "an innocent prompt").choices[0].message.content
+    # any message counts, and text parts of part lists too
+    parts = [{"role": "system", "content": "be brief"},
+             {"role": "user", "content": [{"type": "text", "text": "it is too long, sorry"}]}]
+    with pytest.raises(openai.BadRequestError) as in_parts:
+        client.chat.completions.create(model=MODEL, messages=parts)
+    assert in_parts.value.code == "context_length_exceeded"
+    stats = sim.stats()
+    assert stats["requests"] == 5
+    assert stats["by_endpoint"]["chat.completions"] == 5
+    assert stats["by_status"] == {"200": 1, "400": 3, "500": 1}
+    assert stats["choices"] == 1
+
+
+def test_refused_completion_and_image_prompts(sim, client, http):
+    sim.configure(refuse_containing=["nsfw"], refusal_status=413, fault_seed=3, server_error_fraction=0.5)
+    with pytest.raises(openai.APIStatusError) as completion:
+        client.completions.create(model=MODEL, prompt=["fine", "an nsfw prompt"])
+    assert completion.value.status_code == 413
+    assert completion.value.body["code"] == "context_length_exceeded"
+    assert completion.value.body["param"] == "prompt"
+
+    for _ in range(2):
+        with pytest.raises(openai.APIStatusError) as image:
+            client.images.generate(prompt="something nsfw")
+        assert image.value.status_code == 413
+        assert image.value.body == {
+            "message": "Your request was rejected as a result of our safety system. Your prompt may "
+            "contain text that is not allowed by our safety system.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "content_policy_violation",
+        }
+    # refusals drew no random fault: the draws for the seed start with the next request
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    statuses = [http.post("/v1/chat/completions", json=body).status_code for _ in range(10)]
+    draws = random.Random(3)
+    assert statuses == [500 if draws.random() < 0.5 else 200 for _ in range(10)]
+    stats = sim.stats()
+    assert stats["by_endpoint"] == {"chat.completions": 10, "completions": 1, "images.generations": 2}
+    assert stats["by_status"]["413"] == 3 and stats["requests"] == 13
+
+    sim.configure(refusal_status=400)
+    with pytest.raises(openai.BadRequestError) as image:
+        client.images.generate(prompt="nsfw again")
+    assert image.value.code == "content_policy_violation"
+
+
+def test_refusal_config_is_validated(sim, http):
+    for status in (429, 500, 399, 200):
+        with pytest.raises(pydantic.ValidationError):
+            SimulatorConfig(refusal_status=status)
+        assert http.post("/_sim/config", json={"refusal_status": status}).status_code == 422
+    with pytest.raises(pydantic.ValidationError):
+        SimulatorConfig(refuse_containing=["ok", ""])
+    assert SimulatorConfig(refusal_status=422, refuse_containing=["x"]).refusal_status == 422
+
+    from tasks.simulator.__main__ import build_parser, main
+
+    args = vars(build_parser().parse_args(["--refuse-containing", "x, too long", "--refusal-status", "413"]))
+    assert args == {"host": "127.0.0.1", "port": 8000, "allow_non_loopback": False,
+                    "refuse_containing": ["x", "too long"], "refusal_status": 413}
+    assert main(["--port", "0", "--refusal-status", "429"]) == 2  # rejected before serving
+
+
 def test_restart_on_the_same_port():
     first = Simulator(latency=0.0).start()
     port = first.port

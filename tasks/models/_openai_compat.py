@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveIn
 from tasks._loop import PerLoop
 from tasks._state import fresh_private_state
 from tasks.models._concurrency import AdaptiveLimit
-from tasks.errors import DistilflowUserError, ModelRequestError
+from tasks.errors import DistilflowUserError, ModelRequestError, model_request_error
 
 T = TypeVar("T")
 _log = logging.getLogger("distilflow.models")
@@ -42,8 +42,20 @@ class OpenAICompatible(BaseModel):
     base_url_env: ClassVar[str] = "OPENAI_BASE_URL"
     api_key_env: ClassVar[str] = "OPENAI_API_KEY"
     default_base_url: ClassVar[str] = _OPENAI_URL
+    # The address is not part of a model's identity: the same model reached through another
+    # host, port or gateway keeps its cached answers. `model_revision` says when it is not.
+    transport_fields: ClassVar[frozenset[str]] = frozenset({
+        "api_key", "base_url", "timeout", "max_retries", "retry_backoff", "retry_max_delay",
+        "max_concurrent_requests", "min_concurrent_requests",
+    })
 
     model: str = Field(description="Model name sent to the server and written to rows.")
+    model_revision: str | None = Field(
+        default=None,
+        description="What tells this endpoint's model apart from others served under the same name "
+        "(a checkpoint, a quantization, a host: e.g. 'llama3-8b-awq@gpu-a'). Cached answers are shared "
+        "by every endpoint serving `model` with the same revision, whatever its URL.",
+    )
     base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1.")
     api_key: SecretStr | None = Field(
         default=None, description="API key; prefer the environment variable, which is never serialized."
@@ -180,13 +192,25 @@ class OpenAICompatible(BaseModel):
         if status is None:
             reason = f"{type(error).__name__}: {_server_message(error)}"
             retried = f" after {self.max_retries} retries"
-            return ModelRequestError(f"{what} to {where} failed{retried}: {reason}", transient=True)
+            return ModelRequestError(f"{what} to {where} failed{retried}: {reason}", transient=True, server_message=reason)
         retried = f" after {self.max_retries} retries" if transient else ""
-        return ModelRequestError(
-            f"{what} to {where} failed with HTTP {status}{retried}: {_server_message(error)}",
+        said = _server_message(error)
+        return model_request_error(
+            f"{what} to {where} failed with HTTP {status}{retried}: {said}{_fix_for(status)}",
             status_code=status,
             transient=transient,
+            code=_server_code(error),
+            server_message=said,
         )
+
+
+def _fix_for(status: int) -> str:
+    if status in (401, 403):
+        return (". Check the API key (api_key=, or the provider's key variable such as OPENAI_API_KEY) "
+                "and that it may use this model")
+    if status == 402:
+        return ". The account behind the key cannot pay for requests; check its billing"
+    return ""
 
 
 # What is transient and what becomes a fallback row (tests/reliability/test_server_faults.py checks it):
@@ -253,3 +277,11 @@ def _server_message(error: Exception) -> str:
         if isinstance(inner, str):
             return inner
     return str(getattr(error, "message", None) or error)
+
+
+def _server_code(error: Exception) -> str | None:
+    """The server's own error code (`context_length_exceeded`, ...), when it sent one."""
+    body = getattr(error, "body", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    return str(code) if code is not None else None

@@ -18,12 +18,14 @@ import asyncio
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
 
 from tasks._loop import PerLoop, run_sync
-from tasks.errors import DistilflowUserError
+from tasks.answers import answer
+from tasks.errors import DistilflowUserError, ModelConfigurationError, ModelRequestError
 from tasks.typing import FormattedInput, GenerateOutput, ImageGenerateOutput
 
 __all__ = [
@@ -49,12 +51,44 @@ class _ModelClient(BaseModel, ABC):
         description="Settings passed to every generation call (temperature, max_new_tokens, ...).",
     )
 
+    #: Settings about how the server is reached, not what it answers (left out of `answer_identity`).
+    transport_fields: ClassVar[frozenset[str]] = frozenset({"max_concurrent_requests"})
+
     _logger: logging.Logger | None = PrivateAttr(default=None)
 
     @property
     @abstractmethod
     def model_name(self) -> str:
         """The name of the model, as written into every row's `model_name`."""
+
+    def answer_identity(self) -> dict[str, Any]:
+        """What tells this model's answers apart from another's: class, name and answer-changing settings.
+
+        Part of every answer-cache key, with the request itself. Never the key, the connection or
+        the server's address (see `transport_fields`); generation settings are keyed per request.
+        """
+        cls = type(self)
+        exclude = set(self.transport_fields) | {"generation_kwargs"}
+        return {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "model_name": self.model_name,
+            "settings": self.model_dump(exclude=exclude),
+        }
+
+    def generation_settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """`kwargs` with every generation setting the client would use by default filled in.
+
+        A changed default (say `max_new_tokens`) changes what is sent, so it belongs in the key.
+        """
+        settings = {
+            name: p.default
+            for name, p in inspect.signature(self._generate_method()).parameters.items()
+            if name not in _FRAMEWORK_ARGS
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            and p.default is not inspect.Parameter.empty
+        }
+        settings.update(kwargs)
+        return settings
 
     def load(self) -> None:
         """Prepare the client. Subclasses that override it call `super().load()`."""
@@ -101,10 +135,25 @@ class LLM(_ModelClient):
     def generate_outputs(
         self, inputs: list[FormattedInput], num_generations: int = 1, **kwargs: Any
     ) -> list[GenerateOutput]:
+        """distilabel's entry point: `generate`, checked; inside a run, through the answer cache."""
+        return answer(self, inputs, num_generations, kwargs)
+
+    def generate_checked(
+        self, inputs: list[FormattedInput], num_generations: int = 1, **kwargs: Any
+    ) -> list[GenerateOutput]:
         """`generate`, with its answer checked so a broken client fails loudly, not as odd rows."""
         outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
         _check_llm_outputs(type(self).__name__, outputs, len(inputs), num_generations)
         return outputs
+
+    @staticmethod
+    def is_answer(output: Any, num_generations: int) -> bool:
+        """Whether `output` has the shape of one input's answer (a stored answer is checked too)."""
+        return (
+            isinstance(output, dict)
+            and isinstance(output.get("generations"), list)
+            and len(output["generations"]) == num_generations
+        )
 
 
 class ImageGenerationModel(_ModelClient):
@@ -119,13 +168,27 @@ class ImageGenerationModel(_ModelClient):
     def generate_outputs(
         self, inputs: list[str], num_generations: int = 1, **kwargs: Any
     ) -> list[ImageGenerateOutput]:
+        """`generate`, checked; inside a run, through the answer cache."""
+        return answer(self, inputs, num_generations, kwargs)
+
+    def generate_checked(
+        self, inputs: list[str], num_generations: int = 1, **kwargs: Any
+    ) -> list[ImageGenerateOutput]:
         outputs = self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
-        if len(outputs) != len(inputs) or any(len(o) != num_generations for o in outputs):
+        if len(outputs) != len(inputs) or not all(self.is_answer(o, num_generations) for o in outputs):
             raise RuntimeError(
                 f"{type(self).__name__}.generate must return one list of {num_generations} "
-                f"image dict(s) per input; got {[len(o) for o in outputs]} for {len(inputs)} inputs."
+                f"image dict(s) per input; got {outputs!r:.300} for {len(inputs)} inputs."
             )
         return outputs
+
+    @staticmethod
+    def is_answer(output: Any, num_generations: int) -> bool:
+        return (
+            isinstance(output, list)
+            and len(output) == num_generations
+            and all(isinstance(o, dict) and "images" in o for o in output)
+        )
 
 
 class _AsyncAdapter(BaseModel):
@@ -147,13 +210,42 @@ class _AsyncAdapter(BaseModel):
         self, inputs: list[Any], num_generations: int = 1, **kwargs: Any
     ) -> list[Any]:
         """Await `agenerate` for every input concurrently; the first error cancels the rest."""
+        results = await self.agenerate_each(inputs, num_generations, **kwargs)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+        return results
+
+    async def agenerate_each(
+        self,
+        inputs: list[Any],
+        num_generations: int = 1,
+        on_answer: Callable[[int, Any], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Each input's answer, or the `ModelRequestError` that input's request ended with.
+
+        Requests run concurrently, at most `max_concurrent_requests` at once; `on_answer(index,
+        answer)` is awaited as each answer arrives, still holding its request's slot, so answers
+        received but not yet handled (say, stored) never outnumber the requests allowed in
+        flight. A request error belongs to its input; any other error, or a
+        `ModelConfigurationError` (no request can succeed), cancels the rest and is raised.
+        """
         limit = self._limits.get(lambda: asyncio.Semaphore(self.max_concurrent_requests))
 
-        async def one(item):
+        async def one(index: int, item: Any) -> Any:
             async with limit:
-                return await self.agenerate(item, num_generations=num_generations, **kwargs)
+                try:
+                    answer = await self.agenerate(item, num_generations=num_generations, **kwargs)
+                except ModelConfigurationError:
+                    raise
+                except ModelRequestError as e:
+                    return e
+                if on_answer is not None:
+                    await on_answer(index, answer)
+                return answer
 
-        tasks = [asyncio.ensure_future(one(item)) for item in inputs]
+        tasks = [asyncio.ensure_future(one(i, item)) for i, item in enumerate(inputs)]
         if not tasks:
             return []
         try:

@@ -7,9 +7,9 @@ import re
 from typing import Any, Union
 
 import httpx
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
-from tasks.errors import DistilflowUserError, ModelRequestError
+from tasks.errors import DistilflowUserError, ModelConfigurationError, ModelRequestError
 from tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip
 from tasks.models.base import AsyncLLM
 from tasks.typing import FormattedInput, GenerateOutput
@@ -110,13 +110,13 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
         shares = split_tokens(usage.get("completion_tokens") or 0, texts)
         return [(t, usage["prompt_tokens"], s) for t, s in zip(texts, shares)]
 
-    def _unknown_model(self, error: ModelRequestError) -> ModelRequestError:
+    def _unknown_model(self, error: ModelRequestError) -> ModelConfigurationError:
         """A 404 on the chat route: the server does not serve this model, or this is not its API root.
 
         Which one cannot be told from here without another request, so the message names both.
         """
         url = self.resolved_base_url()
-        return ModelRequestError(
+        return ModelConfigurationError(
             f"{str(error).rstrip('.')}. Check the model name (`model=`, or --model.model in the flows; "
             f"GET {url}/models lists the models this server serves) and that the base URL is the API root "
             "(usually ending in /v1).",
@@ -161,7 +161,7 @@ def split_tokens(total: int, texts: list[Union[str, None]]) -> list[int]:
 
 
 def _response_format(structured: dict[str, Any]) -> dict[str, Any]:
-    schema = structured.get("schema")
+    schema = _json_schema(structured.get("schema"))
     if structured.get("format", "json") != "json":
         raise DistilflowUserError(
             f"Structured output format {structured.get('format')!r} is not supported; use 'json'."
@@ -169,3 +169,15 @@ def _response_format(structured: dict[str, Any]) -> dict[str, Any]:
     if not schema:
         return {"type": "json_object"}
     return {"type": "json_schema", "json_schema": {"name": structured.get("name", "output"), "schema": schema}}
+
+
+def _json_schema(schema: Any) -> Any:
+    """A structured-output schema as JSON Schema: given as a dict, a JSON string or a pydantic class."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_json_schema()
+    if isinstance(schema, str):
+        try:
+            return json.loads(schema)
+        except json.JSONDecodeError as e:
+            raise DistilflowUserError(f"The structured-output schema is a string but not JSON ({e}); pass a dict or a pydantic class.") from None
+    return schema

@@ -9,10 +9,10 @@
         return result.final_state(data=result.rows)
 """
 
-from tasks.runner.batch import FALLBACK_STATE_NAME
-from tasks.runner.cache import StepCachePolicy, step_identity
+from tasks.runner.batch import FAILED_ROWS_STATE_NAME, FALLBACK_STATE_NAME
 from tasks.runner.options import RunOptions
-from tasks.runner.pipeline import RunResult, run_tasks
+from tasks.runner.pipeline import run_tasks
 from tasks.runner.report import StepSummary
+from tasks.runner.result import RunResult
 
-__all__ = ["FALLBACK_STATE_NAME", "RunOptions", "RunResult", "StepCachePolicy", "StepSummary", "run_tasks", "step_identity"]
+__all__ = ["FAILED_ROWS_STATE_NAME", "FALLBACK_STATE_NAME", "RunOptions", "RunResult", "StepSummary", "run_tasks"]

@@ -1,14 +1,22 @@
 """One batch of one step = one Prefect task run.
 
-The batch's state says what happened: `Completed` with the shape as its message, or
-`CompletedWithFallbacks` with how many generations kept their raw output and the most common
-reason. Transient model failures (after the client's own retries) fail the run so that Prefect
-retries it later; anything else fails it at once.
+The batch asks its model through the answer cache (`tasks.answers`): answers already stored are
+used, the others are requested and stored as they arrive, and the rows are always made from
+answers by the task's current code. So there is no Prefect result cache on top: it could only
+return rows made by older code, and a batch whose answers are all stored costs no request anyway.
+
+The batch's state says what happened: `Completed` with the shape as its message, `Cached` when
+every answer came from the cache, `CompletedWithFallbacks` when generations kept their raw output,
+`CompletedWithFailedRows` when requests failed for some rows (how many, the most common reason).
+A transient failure (outage, rate limit past every retry) fails the run while Prefect may still
+retry it, and the retry re-sends only what was not answered; on the last attempt the rows fail
+alone. Configuration errors (401/403/404) fail the batch at once.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Union
 
 from prefect import Task as PrefectTask
@@ -17,15 +25,41 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
 
+from tasks.answers import AnswerContext, answering
 from tasks.base import _Task
 from tasks.errors import DistilflowUserError, ModelRequestError
-from tasks.runner.cache import StepCachePolicy, digest, step_identity
 from tasks.runner.options import RunOptions
-from tasks.runner.report import count_rows, fallback_message, shape_message
+from tasks.runner.report import RowCounts, count_rows, failure_message, fallback_message, shape_message
 
-__all__ = ["FALLBACK_STATE_NAME", "batch_task_for", "process_rows"]
+__all__ = [
+    "FAILED_ROWS_STATE_NAME", "FALLBACK_STATE_NAME", "AnswerSettings", "BatchOutput", "batch_task_for", "execute_batch",
+]
 
 FALLBACK_STATE_NAME = "CompletedWithFallbacks"
+FAILED_ROWS_STATE_NAME = "CompletedWithFailedRows"
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Where a run's answers are kept, and how it uses them."""
+
+    location: str
+    version: str = ""
+    refresh: bool = False
+
+
+@dataclass
+class BatchOutput:
+    """A batch's rows, and how many of its model inputs were answered from the cache or sent."""
+
+    rows: list[dict[str, Any]]
+    counts: RowCounts
+    cached: int = 0
+    sent: int = 0
+
+    @property
+    def from_cache(self) -> bool:
+        return self.sent == 0 and self.cached > 0
 
 
 def process_rows(task: _Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,15 +67,68 @@ def process_rows(task: _Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return [row for batch in task.process_applying_mappings(rows, validated=True) for row in batch]
 
 
-def run_batch(task: _Task, rows: list[dict[str, Any]], label: str, concurrency_limit: Union[str, None] = None) -> State:
+def execute_batch(
+    task: _Task,
+    rows: list[dict[str, Any]],
+    answers: Union[AnswerSettings, None],
+    prior: Union[dict[int, int], None] = None,
+    *,
+    final_attempt: bool = True,
+) -> BatchOutput:
+    """The rows of one batch, its model inputs answered through the answer cache when `answers` is set."""
+    store = None
+    if answers is not None:
+        from storage import answer_store
+
+        store = answer_store(answers.location)
+    context = AnswerContext(
+        store=store, version=answers.version if answers else "", refresh=bool(answers and answers.refresh),
+        final_attempt=final_attempt, prior=dict(prior or {}),
+    )
+    with answering(context):
+        out = process_rows(task, rows)
+    return BatchOutput(out, count_rows(task, out), cached=context.cached, sent=context.sent)
+
+
+def run_batch(
+    task: _Task,
+    rows: list[dict[str, Any]],
+    label: str,
+    answers: Union[AnswerSettings, None] = None,
+    prior: Union[dict[int, int], None] = None,
+    concurrency_limit: Union[str, None] = None,
+) -> State:
     """The body of a batch task run: generate, then name the state after what happened."""
     with _global_slot(concurrency_limit) if concurrency_limit else nullcontext():
-        out = process_rows(task, rows)
-    counts = count_rows(task, out)
-    message = shape_message(task, len(rows), len(out))
+        output = execute_batch(task, rows, answers, prior, final_attempt=_last_attempt())
+    return batch_state(task, len(rows), output)
+
+
+def batch_state(task: _Task, inputs: int, output: BatchOutput) -> State:
+    counts = output.counts
+    parts = [shape_message(task, inputs, len(output.rows))]
+    if output.from_cache:
+        parts.append("every answer from the answer cache")
+    elif output.cached:
+        parts.append(f"{output.cached} of {output.cached + output.sent} answers from the answer cache")
+    name = "Cached" if output.from_cache else "Completed"
     if counts.fallbacks:
-        return Completed(name=FALLBACK_STATE_NAME, message=f"{message}; {fallback_message(counts)}", data=out)
-    return Completed(message=message, data=out)
+        name = FALLBACK_STATE_NAME
+        parts.append(fallback_message(counts))
+    if counts.failed_rows:
+        name = FAILED_ROWS_STATE_NAME
+        parts.insert(0, failure_message(counts))
+    return Completed(name=name, message="; ".join(parts), data=output)
+
+
+def _last_attempt() -> bool:
+    """Whether Prefect will not retry this task run if it fails (its last attempt)."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    if context is None:
+        return True
+    return context.task_run.run_count > (context.task.retries or 0)
 
 
 @contextmanager
@@ -71,38 +158,16 @@ def retry_if_transient(task: PrefectTask, task_run: Any, state: State) -> bool:
 _batch = prefect_task(run_batch, name="distilflow-batch", task_run_name="{label}")
 
 
-def result_storage_for(location: str) -> Any:
-    """Distilflow's saved storage block for `location` (a local directory or any fsspec URI).
-
-    Prefect accepts only saved blocks (or a Path) as result storage. The block writes each result
-    whole or not at all, which Prefect's local block does not (a run killed mid-write, or two runs
-    writing one cache key at once, could leave a mixed file), and it holds the location and
-    nothing else: credentials and endpoints come from the worker's environment (or a Secret
-    block), through `storage.filesystem`, since a block's settings are stored in plain text.
-    """
-    from storage import result_storage_block
-
-    return result_storage_block(location)
-
-
 def batch_task_for(task: _Task, options: RunOptions) -> PrefectTask:
-    """The Prefect task that runs `task`'s batches with the run's retry and cache settings."""
-    retry = {
-        "retries": options.retries,
-        "retry_delay_seconds": exponential_backoff(backoff_factor=options.retry_delay_seconds)(options.retries)
-        if options.retries
-        else 0,
-        "retry_jitter_factor": options.retry_jitter_factor,
-        "retry_condition_fn": retry_if_transient,
-    }
-    if not options.cache:
-        return _batch.with_options(name=task.name, cache_policy=NO_CACHE, persist_result=False, **retry)
-    identity = digest(step_identity(task, options.cache_version))
+    """The Prefect task that runs `task`'s batches with the run's retry settings."""
     return _batch.with_options(
         name=task.name,
-        cache_policy=StepCachePolicy(identity=identity),
-        persist_result=True,
-        result_storage=result_storage_for(options.resolved_result_storage()),
-        refresh_cache=options.refresh_cache,
-        **retry,
+        cache_policy=NO_CACHE,  # the answer cache is the cache (see the module docstring)
+        persist_result=False,
+        retries=options.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=options.retry_delay_seconds)(options.retries)
+        if options.retries
+        else 0,
+        retry_jitter_factor=options.retry_jitter_factor,
+        retry_condition_fn=retry_if_transient,
     )

@@ -24,12 +24,15 @@ class RunOptions(BaseModel):
     retries: NonNegativeInt = Field(default=3, description="Prefect retries of a batch after a transient failure.")
     retry_delay_seconds: NonNegativeFloat = Field(default=2.0, description="First batch retry delay, doubled each time.")
     retry_jitter_factor: NonNegativeFloat = Field(default=0.5, description="Random spread of the retry delays.")
-    cache: bool = Field(default=True, description="Persist batch results and answer repeated batches from them.")
-    refresh_cache: bool = Field(default=False, description="Regenerate every batch and overwrite the cache.")
-    cache_version: str = Field(default="1", description="Bump to invalidate every cached batch of these steps.")
+    cache: bool = Field(
+        default=True, description="Keep every model answer in the answer cache and answer repeated requests from it."
+    )
+    refresh_cache: bool = Field(default=False, description="Ask the model again for every request, replacing cached answers.")
+    cache_version: str = Field(default="1", description="Bump to stop using every answer cached so far.")
     result_storage: Union[str, None] = Field(
         default=None,
-        description="Directory of cached batch results; default $DISTILFLOW_RESULTS or ./.distilflow/results.",
+        description="Where cached answers live (a directory or fsspec URI such as s3://bucket/prefix); "
+        "default $DISTILFLOW_RESULTS or ./.distilflow/results.",
     )
     concurrency_limit: Union[str, None] = Field(
         default=None,
@@ -39,12 +42,19 @@ class RunOptions(BaseModel):
     )
     fail_fast: bool = Field(
         default=True,
-        description="After a batch fails with a non-transient error (400, 404, auth), start no new batches.",
+        description="After a batch fails with a non-transient error (a bug, a storage failure), start no new batches.",
+    )
+    max_failed_fraction: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Stop the run when more than this share of a step's rows failed (judged from 20 rows on); "
+        "1 never stops. Rows fail alone when the server refuses their request (e.g. HTTP 400 context length).",
     )
     progress: Union[bool, None] = Field(default=None, description="Show a progress bar; default: when on a terminal.")
     artifacts: bool = Field(default=True, description="Create summary, fallback and progress artifacts.")
     artifact_prefix: Union[str, None] = Field(default=None, description="Artifact key prefix; default: the flow name.")
-    max_fallback_rows_shown: PositiveInt = Field(default=50, description="Rows in the fallback artifact at most.")
+    max_fallback_rows_shown: PositiveInt = Field(
+        default=50, description="Rows in the fallback and failed-rows artifacts at most."
+    )
 
     def resolved_result_storage(self) -> str:
         location = self.result_storage or os.environ.get("DISTILFLOW_RESULTS") or DEFAULT_RESULT_STORAGE

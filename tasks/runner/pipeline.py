@@ -1,94 +1,49 @@
 """`run_tasks`: rows through a chain of tasks, one Prefect task run per batch and step.
 
 The rows are cut into batches of the first task's `input_batch_size`. Batch i of step k+1 is
-submitted as soon as batch i of step k is done, so a judge starts on the first answers while the
-generator is still working on later batches. At most `max_concurrent_batches` task runs are in
-flight. Outside a flow the same call runs the batches in-process, without Prefect.
+submitted once batch i of step k is done (and, so that repeated inputs are numbered in input
+order, once batches before it were submitted), so a judge starts on the first answers while the
+generator is still working on later batches. At most `max_concurrent_batches` first-step task runs
+are in flight. Outside a flow the same call runs the batches in-process, without Prefect; the
+answer cache works the same in both.
+
+A run stops starting batches when a configuration error comes back (bad key, unknown model),
+when a batch fails with a non-transient error (`fail_fast`), or when more than
+`max_failed_fraction` of a step's rows failed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
+from tasks.answers import input_fingerprint
 from tasks.base import _Task
-from tasks.errors import BatchesFailedError, DistilflowUserError, ModelRequestError
-from tasks.runner.batch import FALLBACK_STATE_NAME, batch_task_for, process_rows
+from tasks.errors import DistilflowUserError, ModelRequestError
+from tasks.runner.batch import AnswerSettings, BatchOutput, batch_task_for, execute_batch
 from tasks.runner.options import RunOptions
 from tasks.runner.progress import RunReporter
-from tasks.runner.report import StepSummary, clip, count_rows
+from tasks.runner.report import StepSummary, clip, failure_message
+from tasks.runner.result import RunResult
 
 __all__ = ["RunResult", "run_tasks"]
 
 _log = logging.getLogger("distilflow.runner")
+
+#: A step's share of failed rows is judged once it has at least this many rows.
+MIN_ROWS_JUDGED = 20
 
 
 class RowSink(Protocol):
     """Where finished batches go as they finish (e.g. `storage.DatasetWriter`)."""
 
     def write_part(self, index: int, rows: list[dict[str, Any]]) -> None: ...
-
-
-@dataclass
-class RunResult:
-    """The rows that made it through every step, in input order, and what happened on the way."""
-
-    rows: list[dict[str, Any]]  # empty when the run was asked not to keep them (keep_rows=False)
-    steps: list[StepSummary]
-    errors: dict[str, str] = field(default_factory=dict)  # failed batch label -> error
-    rows_out: int = 0  # rows that made it through every step, kept or not
-
-    @property
-    def failed_batches(self) -> list[str]:
-        return list(self.errors)
-
-    @property
-    def fallbacks(self) -> int:
-        return sum(s.counts.fallbacks for s in self.steps)
-
-    def summary_line(self) -> str:
-        parts = [f"{s.step}: {s.shape()}" for s in self.steps]
-        line = "; ".join(parts)
-        hits = sum(s.cache_hits for s in self.steps)
-        total = sum(s.batches for s in self.steps)
-        line += f" ({hits}/{total} batches from cache"
-        if self.fallbacks:
-            line += f", {self.fallbacks} generations kept raw output"
-        if self.errors:
-            line += f", {len(self.errors)} batches failed"
-        return line + ")"
-
-    def final_state(self, data: Any = None) -> State:
-        """The state a flow returns: Failed, CompletedWithFallbacks or Completed, with a message."""
-        if self.errors:
-            labels = list(self.errors)
-            shown = ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
-            first = next(iter(self.errors.values()))
-            not_run = sum(s.not_run for s in self.steps)
-            rest = f"; {not_run} batches not run" if not_run else ""
-            kept = (
-                "The other batches' rows are kept and cached; run again to re-send only what failed."
-                if self.rows_out else "Run again once the cause is fixed."
-            )
-            message = f"{len(labels)} batches failed: {shown}{rest}. First error: {first}. {kept}"
-            # an exception, not `data`: Prefect raises a failed state's result for a caller
-            # that did not ask for the state, and cannot raise a dict
-            return Failed(message=message, data=BatchesFailedError(message, data))
-        if self.fallbacks:
-            per_step = ", ".join(f"{s.step}: {s.counts.fallbacks}" for s in self.steps if s.counts.fallbacks)
-            return Completed(
-                name=FALLBACK_STATE_NAME,
-                message=f"{self.fallbacks} generations kept raw output ({per_step}). {self.summary_line()}",
-                data=data,
-            )
-        return Completed(message=self.summary_line(), data=data)
 
 
 def run_tasks(
@@ -102,10 +57,11 @@ def run_tasks(
 ) -> RunResult:
     """Run `rows` through `tasks` (one task, or a chain) and return the final rows.
 
-    Inside a Prefect flow every batch of every step is a task run with retries and caching;
-    outside one, batches run in-process. Input problems raise `DistilflowUserError` before any
-    model request is sent. Each finished batch's final rows go to `sink.write_part(batch index,
-    rows)` as soon as they exist; with `keep_rows=False` they are not also kept in memory.
+    Inside a Prefect flow every batch of every step is a task run with retries; outside one,
+    batches run in-process. Either way answers go through the answer cache (`options.cache`).
+    Input problems raise `DistilflowUserError` before any model request is sent. Each finished
+    batch's final rows go to `sink.write_part(batch index, rows)` as soon as they exist; with
+    `keep_rows=False` they are not also kept in memory.
     """
     steps = [tasks] if isinstance(tasks, _Task) else list(tasks)
     options = RunOptions.model_validate({**(options or RunOptions()).model_dump(), **option_overrides})
@@ -113,6 +69,8 @@ def run_tasks(
     _check_chain(steps, rows)
     for step in steps:
         step.load()
+    steps[0].validate_rows(rows, mapped=True)  # after load(): tasks build their templates there
+    answers = _answer_settings(options)
     size = steps[0].input_batch_size
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
     summaries = [
@@ -121,12 +79,27 @@ def run_tasks(
     ]
     in_flow = FlowRunContext.get() is not None
     collected = _Collector(len(chunks), sink, keep_rows)
+    run = _Run(steps, options, answers, summaries)
     with RunReporter(steps, summaries, options, in_flow=in_flow) as reporter:
-        runner = _run_in_flow if in_flow else _run_in_process
-        errors = runner(steps, chunks, options, summaries, reporter, collected)
-        result = RunResult(rows=collected.rows(), steps=summaries, errors=errors, rows_out=collected.count)
+        (run.in_flow if in_flow else run.in_process)(chunks, reporter, collected)
+        for summary in summaries:
+            summary.not_run = summary.batches - summary.completed - len(summary.failed)
+        result = RunResult(
+            rows=collected.rows(), steps=summaries, errors=run.errors, rows_out=collected.count,
+            stopped=run.stopped, user_error=run.user_error,
+        )
         reporter.finish(result)
     return result
+
+
+def _answer_settings(options: RunOptions) -> Union[AnswerSettings, None]:
+    if not options.cache:
+        return None
+    from storage import check_answer_store
+
+    location = options.resolved_result_storage()
+    check_answer_store(location)  # a missing bucket or bad credentials fail now, before any request
+    return AnswerSettings(location=location, version=options.cache_version, refresh=options.refresh_cache)
 
 
 class _Collector:
@@ -147,103 +120,153 @@ class _Collector:
         return [row for out in self.outputs if out is not None for row in out]
 
 
-def _run_in_flow(steps, chunks, options, summaries, reporter, collected):
-    batch_tasks = [batch_task_for(step, options) for step in steps]
-    errors: dict[str, str] = {}
-    waiting = deque(range(len(chunks)))
-    in_flight: dict[Any, tuple[int, int]] = {}
-    stopped = False
+class _Run:
+    """The bookkeeping of one run, shared by the in-flow and the in-process schedules."""
 
-    def label(k: int, i: int) -> str:
-        return _label(steps[k], i, len(chunks))
+    def __init__(self, steps: list[_Task], options: RunOptions, answers, summaries: list[StepSummary]) -> None:
+        self.steps, self.options, self.answers, self.summaries = steps, options, answers, summaries
+        self.errors: dict[str, str] = {}
+        self.stopped: Union[str, None] = None
+        self.user_error: Union[DistilflowUserError, None] = None
+        # per step: how often each task input was seen, so repeated inputs get answers of their own
+        self._seen = [Counter() for _ in steps]
 
-    while waiting or in_flight:
-        while waiting and not stopped and len(in_flight) < options.max_concurrent_batches:
-            i = waiting.popleft()
-            future = batch_tasks[0].submit(steps[0], chunks[i], label(0, i), options.concurrency_limit)
-            in_flight[future] = (i, 0)
-            summaries[0].rows_in += len(chunks[i])
-        if not in_flight:
-            break
-        done = next(as_completed(list(in_flight)))
-        i, k = in_flight.pop(done)
-        done.wait()  # takes the final state from the run itself, not from the API (which may lag)
-        state = done.state
-        if state.is_completed():
-            out = done.result()
-            _record(summaries[k], steps[k], out, state.name == "Cached", label(k, i), options.max_fallback_rows_shown)
-            if k + 1 < len(steps):
-                # plain values, not futures or `quote(...)`: both break on the way to Dask workers
-                nxt = batch_tasks[k + 1].submit(steps[k + 1], out, label(k + 1, i), options.concurrency_limit)
-                in_flight[nxt] = (i, k + 1)
-                summaries[k + 1].rows_in += len(out)
-            else:
-                collected.add(i, out)
-        else:
-            try:
-                error = state.result(raise_on_failure=False)
-            except Exception as e:  # noqa: BLE001 - e.g. a run left PENDING by a crashed worker
-                error = e
-            stopped |= _record_failure(errors, summaries, k, label(k, i), error, state, options)
-        reporter.batch_done()
-    for _ in waiting:  # fail_fast stopped the run: these chains never started
-        for summary in summaries:
-            summary.not_run += 1
-    return errors
+    def label(self, k: int, i: int) -> str:
+        return f"{self.steps[k].name}[{i + 1}/{self.summaries[k].batches}]"
 
+    def prior(self, k: int, rows: list[dict[str, Any]]) -> dict[int, int]:
+        """For the inputs of step k's next batch (in input order), how often each was seen before."""
+        if self.answers is None:
+            return {}
+        step, seen = self.steps[k], self._seen[k]
+        fingerprints = [input_fingerprint(step, step._map_in(row)[0]) for row in rows]
+        prior = {f: seen[f] for f in set(fingerprints) if f in seen}
+        seen.update(fingerprints)
+        return prior
 
-def _run_in_process(steps, chunks, options, summaries, reporter, collected):
-    errors: dict[str, str] = {}
-    stopped = False
-    for i, chunk in enumerate(chunks):
-        if stopped:  # fail_fast: this chain never starts
-            for summary in summaries:
-                summary.not_run += 1
-            continue
-        current = chunk
-        for k, step in enumerate(steps):
-            summaries[k].rows_in += len(current)
-            label = _label(step, i, len(chunks))
-            try:
-                current = process_rows(step, current)
-            except (ModelRequestError, DistilflowUserError) as e:
-                stopped |= _record_failure(errors, summaries, k, label, e, None, options)
-                current = None
-                reporter.batch_done()
+    def done(self, k: int, i: int, output: BatchOutput) -> None:
+        summary, step = self.summaries[k], self.steps[k]
+        summary.completed += 1
+        summary.cache_hits += int(output.from_cache)
+        summary.answers_cached += output.cached
+        summary.answers_sent += output.sent
+        summary.counts.add(output.counts)
+        summary.rows_out += len(output.rows)
+        cap, label = self.options.max_fallback_rows_shown, self.label(k, i)
+        for examples, found in (
+            (summary.fallback_examples, output.counts.fallback_rows),
+            (summary.failure_examples, output.counts.failure_examples),
+        ):
+            for index, reason in found[: max(0, cap - len(examples))]:
+                examples.append({"batch": label, "row in batch": index, "reason": clip(reason, 200),
+                                 "input": _shown_input(step, output.rows[index])})
+        counts = summary.counts
+        if (
+            self.stopped is None
+            and counts.rows >= MIN_ROWS_JUDGED
+            and counts.failed_rows > self.options.max_failed_fraction * counts.rows
+        ):
+            self.stopped = (
+                f"{failure_message(counts)} in step '{step.name}', more than max_failed_fraction="
+                f"{self.options.max_failed_fraction:g} allows. Fix the cause (the inputs, the model's settings or "
+                "its server), or allow more failed rows (max_failed_fraction; --run.max-failed-fraction in the flows)."
+            )
+
+    def failed(self, k: int, i: int, error: Any, state: Union[State, None]) -> None:
+        label = self.label(k, i)
+        self.errors[label] = _describe(error, state)
+        self.summaries[k].failed.append(label)
+        if isinstance(error, DistilflowUserError) and self.user_error is None:
+            self.user_error = error
+            self.stopped = str(error)
+        elif self.options.fail_fast and not (isinstance(error, ModelRequestError) and error.transient):
+            self.stopped = self.stopped or f"batch {label} failed (fail_fast)"
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    def in_flow(self, chunks: list, reporter: RunReporter, collected: _Collector) -> None:
+        steps, options = self.steps, self.options
+        batch_tasks = [batch_task_for(step, options) for step in steps]
+        waiting = deque(range(len(chunks)))
+        in_flight: dict[Any, tuple[int, int]] = {}
+        ready: list[dict[int, Any]] = [{} for _ in steps]  # step k: batch index -> rows, None if skipped
+        next_index = [0] * len(steps)
+
+        def submit(k: int, i: int, rows: list[dict[str, Any]]) -> None:
+            # plain values, not futures or `quote(...)`: both break on the way to Dask workers
+            future = batch_tasks[k].submit(
+                steps[k], rows, self.label(k, i), self.answers, self.prior(k, rows), options.concurrency_limit
+            )
+            in_flight[future] = (i, k)
+            self.summaries[k].rows_in += len(rows)
+
+        def release(k: int) -> None:
+            """Submit step k's batches whose turn has come, in input order."""
+            while next_index[k] in ready[k]:
+                i = next_index[k]
+                rows = ready[k].pop(i)
+                next_index[k] += 1
+                if rows is not None and self.stopped is None:
+                    submit(k, i, rows)
+                elif k + 1 < len(steps):
+                    ready[k + 1][i] = None
+                    release(k + 1)
+
+        while waiting or in_flight:
+            while waiting and self.stopped is None and len(in_flight) < options.max_concurrent_batches:
+                i = waiting.popleft()
+                submit(0, i, chunks[i])
+            if not in_flight:
                 break
-            _record(summaries[k], step, current, False, label, options.max_fallback_rows_shown)
+            done = next(as_completed(list(in_flight)))
+            i, k = in_flight.pop(done)
+            done.wait()  # takes the final state from the run itself, not from the API (which may lag)
+            state = done.state
+            rows = None
+            if state.is_completed():
+                output = done.result()
+                self.done(k, i, output)
+                rows = output.rows
+            else:
+                try:
+                    error = state.result(raise_on_failure=False)
+                except Exception as e:  # noqa: BLE001 - e.g. a run left PENDING by a crashed worker
+                    error = e
+                self.failed(k, i, error, state)
+            if k + 1 < len(steps):
+                ready[k + 1][i] = rows
+                release(k + 1)
+            elif rows is not None:
+                collected.add(i, rows)
             reporter.batch_done()
-        if current is not None:
-            collected.add(i, current)
-    return errors
+
+    def in_process(self, chunks: list, reporter: RunReporter, collected: _Collector) -> None:
+        for i, chunk in enumerate(chunks):
+            if self.stopped is not None:
+                break
+            current = chunk
+            for k, step in enumerate(self.steps):
+                if self.stopped is not None and k > 0:
+                    current = None
+                    break
+                self.summaries[k].rows_in += len(current)
+                try:
+                    output = execute_batch(step, current, self.answers, self.prior(k, current))
+                except (ModelRequestError, DistilflowUserError) as e:
+                    self.failed(k, i, e, None)
+                    current = None
+                    reporter.batch_done()
+                    break
+                self.done(k, i, output)
+                current = output.rows
+                reporter.batch_done()
+            if current is not None:
+                collected.add(i, current)
 
 
-def _label(step: _Task, index: int, batches: int) -> str:
-    return f"{step.name}[{index + 1}/{batches}]"
-
-
-def _record_failure(errors, summaries, k, label, error, state, options) -> bool:
-    """Note a failed batch of step k; True when the run should start no new batches."""
-    errors[label] = _describe(error, state)
-    summaries[k].failed.append(label)
-    for later in summaries[k + 1 :]:
-        later.not_run += 1
-    return options.fail_fast and not (isinstance(error, ModelRequestError) and error.transient)
-
-
-def _record(summary: StepSummary, step: _Task, out: list[dict[str, Any]], cached: bool, label: str, cap: int) -> None:
-    summary.completed += 1
-    summary.cache_hits += int(cached)
-    counts = count_rows(step, out)
-    summary.counts.add(counts)
-    summary.rows_out += len(out)
-    inputs = list(step.get_inputs())
-    for index, reason in counts.fallback_rows:
-        if len(summary.fallback_examples) >= cap:
-            break
-        row = out[index]
-        shown = {c: clip(row.get(step.input_mappings.get(c, c))) for c in inputs if step.input_mappings.get(c, c) in row}
-        summary.fallback_examples.append({"batch": label, "row in batch": index, "reason": clip(reason, 200), "input": shown})
+def _shown_input(step: _Task, row: dict[str, Any]) -> dict[str, str]:
+    columns = [step.input_mappings.get(c, c) for c in step.get_inputs()]
+    return {c: clip(row[c]) for c in columns if c in row}
 
 
 def _describe(error: Any, state: Union[State, None]) -> str:
@@ -265,9 +288,13 @@ def _check_chain(steps: list[_Task], rows: list[dict[str, Any]]) -> None:
         )
     if not rows:
         raise DistilflowUserError("There are no input rows; check the input path or filter.")
-    steps[0].validate_rows(rows, mapped=True)
-    available = set(rows[0])
-    for step in steps:
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DistilflowUserError(f"Task '{steps[0].name}': row {index} is a {type(row).__name__}, not a dict of columns.")
+    # the first step checks every row itself (validate_rows, after load); later steps read what
+    # the first row and earlier steps provide
+    available = set(rows[0]) | _made_by(steps[0])
+    for step in steps[1:]:
         needed = [step.input_mappings.get(c, c) for c, required in step.get_inputs().items() if required]
         missing = [c for c in needed if c not in available]
         if missing:
@@ -275,4 +302,8 @@ def _check_chain(steps: list[_Task], rows: list[dict[str, Any]]) -> None:
                 f"Step '{step.name}' needs column(s) {missing}, which neither the input rows nor an "
                 f"earlier step provide (available: {sorted(available)}); map them with input_mappings."
             )
-        available |= {step.output_mappings.get(c, c) for c in step.get_outputs()}
+        available |= _made_by(step)
+
+
+def _made_by(step: _Task) -> set[str]:
+    return {step.output_mappings.get(c, c) for c in step.get_outputs()}

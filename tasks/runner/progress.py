@@ -4,7 +4,9 @@ Artifacts (keys from the flow name, or `artifact_prefix`):
 * `<prefix>-progress`: a progress artifact updated as batches finish;
 * `<prefix>-summary`: one table row per step (batches, cache hits, failures, rows, shape,
   fallbacks, tokens);
-* `<prefix>-fallbacks`: the first rows that kept raw output, with their reasons (capped).
+* `<prefix>-fallbacks`: the first rows that kept raw output, with their reasons (capped);
+* `<prefix>-failed-rows`: the first rows whose request failed, with the server's reason (capped);
+* `<prefix>-failures`: batches that failed, with their errors.
 """
 
 from __future__ import annotations
@@ -86,6 +88,15 @@ class RunReporter:
             create_table_artifact(
                 table=examples, key=artifact_key(self.prefix, "fallbacks"),
                 description=f"Rows that kept raw output ({result.fallbacks} in all; first {len(examples)} shown)",
+            )
+        failed = [{"step": s.step, **e, "input": str(e["input"])} for s in self.summaries for e in s.failure_examples]
+        failed = failed[: self.options.max_fallback_rows_shown]
+        if failed:
+            create_table_artifact(
+                table=failed, key=artifact_key(self.prefix, "failed-rows"),
+                description=f"Rows whose request failed ({result.failed_rows} in all; first {len(failed)} shown). "
+                "They are in the output with None outputs and distilabel_metadata['error_<step>']; "
+                "a re-run asks for them again.",
             )
         if result.errors:
             lines = "\n".join(f"- `{label}`: {error}" for label, error in result.errors.items())

@@ -11,9 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.base import DISTILABEL_METADATA_KEY, _Task
+from tasks.answers import RowFailure
+from tasks.base import DISTILABEL_METADATA_KEY, FAILURE_KEY_PREFIX, _Task
 
-__all__ = ["RowCounts", "StepSummary", "count_rows", "shape_message"]
+_EXAMPLES_KEPT = 20
+
+__all__ = ["RowCounts", "StepSummary", "count_rows", "failure_message", "fallback_message", "shape_message"]
 
 
 @dataclass
@@ -26,6 +29,10 @@ class RowCounts:
     input_tokens: int = 0
     output_tokens: int = 0
     fallback_rows: list[tuple[int, str]] = field(default_factory=list)  # (row index, reason)
+    rows: int = 0
+    failed_rows: int = 0  # rows with a failed request (each counted once, grouped or not)
+    failure_reasons: Counter = field(default_factory=Counter)
+    failure_examples: list[tuple[int, str]] = field(default_factory=list)  # (row index, reason)
 
     def add(self, other: RowCounts) -> None:
         self.generations += other.generations
@@ -33,18 +40,29 @@ class RowCounts:
         self.reasons.update(other.reasons)
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens  # per-row details stay with the batch
+        self.rows += other.rows
+        self.failed_rows += other.failed_rows
+        self.failure_reasons.update(other.failure_reasons)
+        # a few examples of each kind for messages (row indexes are the batch's)
+        for mine, theirs in ((self.fallback_rows, other.fallback_rows), (self.failure_examples, other.failure_examples)):
+            mine.extend(theirs[: max(0, _EXAMPLES_KEPT - len(mine))])
 
 
 def count_rows(task: _Task, rows: list[dict[str, Any]]) -> RowCounts:
-    counts = RowCounts()
+    counts = RowCounts(rows=len(rows))
     reason_key, stats_key = f"fallback_reason_{task.name}", f"statistics_{task.name}"
+    failure_key = f"{FAILURE_KEY_PREFIX}{task.name}"
     for index, row in enumerate(rows):
         metadata = row.get(DISTILABEL_METADATA_KEY)
         entries = metadata if isinstance(metadata, list) else [metadata or {}]
         grouped_outputs = task.group_generations and isinstance(metadata, list)
         counts.generations += len(entries) if grouped_outputs else 1
+        failure = None
         for entry in entries:
             if not isinstance(entry, dict):
+                continue
+            if isinstance(entry.get(failure_key), dict):
+                failure = failure or _failure_reason(entry[failure_key])
                 continue
             reason = entry.get(reason_key)
             if reason:
@@ -54,7 +72,15 @@ def count_rows(task: _Task, rows: list[dict[str, Any]]) -> RowCounts:
             stats = entry.get(stats_key) or {}
             counts.input_tokens += _total(stats.get("input_tokens"))
             counts.output_tokens += _total(stats.get("output_tokens"))
+        if failure is not None:
+            counts.failed_rows += 1
+            counts.failure_reasons[_reason_kind(failure)] += 1
+            counts.failure_examples.append((index, failure))
     return counts
+
+
+def _failure_reason(entry: dict[str, Any]) -> str:
+    return RowFailure(entry.get("status_code"), entry.get("code"), str(entry.get("message"))).reason()
 
 
 def shape_message(task: _Task, inputs: int, outputs: int) -> str:
@@ -74,12 +100,28 @@ def _plural(count: int, word: str) -> str:
 def fallback_message(counts: RowCounts) -> str:
     if not counts.fallbacks:
         return ""
-    (kind, times), *_ = counts.reasons.most_common(1)
-    example = next(r for _, r in counts.fallback_rows if _reason_kind(r) == kind)
     return (
         f"{counts.fallbacks}/{counts.generations} generations kept raw output; "
-        f"most common reason ({times}x): {clip(example, 160)}"
+        f"most common reason {_most_common(counts.reasons, counts.fallback_rows)}"
     )
+
+
+def failure_message(counts: RowCounts) -> str:
+    """"3 of 50 rows failed: HTTP 400 context_length_exceeded: ..." (the most common reason first)."""
+    if not counts.failed_rows:
+        return ""
+    (kind, times), *others = counts.failure_reasons.most_common()
+    example = next((r for _, r in counts.failure_examples if _reason_kind(r) == kind), kind)
+    text = f"{counts.failed_rows} of {_plural(counts.rows, 'row')} failed: {clip(example, 160)}"
+    if others:
+        text += f" ({times} of them; {len(others)} other reason{'s' if len(others) > 1 else ''})"
+    return text
+
+
+def _most_common(reasons: Counter, examples: list[tuple[int, str]]) -> str:
+    (kind, times), *_ = reasons.most_common(1)
+    example = next((r for _, r in examples if _reason_kind(r) == kind), kind)
+    return f"({times}x): {clip(example, 160)}"
 
 
 @dataclass
@@ -98,6 +140,9 @@ class StepSummary:
     rows_out: int = 0
     counts: RowCounts = field(default_factory=RowCounts)
     fallback_examples: list[dict[str, Any]] = field(default_factory=list)
+    failure_examples: list[dict[str, Any]] = field(default_factory=list)
+    answers_cached: int = 0  # inputs answered from the answer cache
+    answers_sent: int = 0  # inputs asked of the model
 
     def shape(self) -> str:
         return _shape(self.rows_in, self.rows_out, self.grouped, self.num_generations)
@@ -115,6 +160,9 @@ class StepSummary:
             "shape": self.shape(),
             "grouped": self.grouped,
             "fallbacks": self.counts.fallbacks,
+            "failed rows": self.counts.failed_rows,
+            "answers from cache": self.answers_cached,
+            "requests": self.answers_sent,
             "input tokens": self.counts.input_tokens,
             "output tokens": self.counts.output_tokens,
         }

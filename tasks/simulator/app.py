@@ -17,12 +17,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .config import SimulatorConfig
 from .endpoints import (
     DEFAULT_MODEL,
     Outcome,
     RequestContext,
     chat_completion,
     image_generation,
+    refusal,
     text_completion,
 )
 from .errors import ApiError, scripted_error
@@ -158,8 +160,14 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
             state.leave()
 
     async def handle_model_request(request: Request, raw: bytes, key: str, endpoint: str, build: Builder) -> Response:
+        config = state.config
+        refused = _refusal(raw, endpoint, config) if config.refuse_containing else None
+        if refused is not None:  # a property of the prompt, not a fault: latency, then the error
+            await sleeper.sleep(_latency(config, state.begin_refused(endpoint)))
+            state.record_response(refused.status)
+            return refused.response()
         config, fault, sequence = state.begin_request(endpoint)
-        await sleeper.sleep(config.latency + config.latency_jitter * jitter_unit(config.fault_seed, sequence))
+        await sleeper.sleep(_latency(config, sequence))
         if isinstance(fault, int):
             state.record_response(fault, key=key, retry_after=config.retry_after)
             return scripted_error(fault, config.retry_after).response()
@@ -262,6 +270,20 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
         Route("/_sim/health", health, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+def _latency(config: SimulatorConfig, sequence: int) -> float:
+    return config.latency + config.latency_jitter * jitter_unit(config.fault_seed, sequence)
+
+
+def _refusal(raw: bytes, endpoint: str, config: SimulatorConfig) -> ApiError | None:
+    """The refusal for this body's prompt, if any; a body that is not a JSON object is not refused
+    here (the normal path answers it with its validation error)."""
+    try:
+        body = _parse_object(raw)
+    except ApiError:
+        return None
+    return refusal(endpoint, body, config)
 
 
 def _parse_object(raw: bytes) -> dict:

@@ -76,6 +76,11 @@ class SimulatorConfig(BaseModel):
     reset_fraction: float = _Fraction
     fault_seed: int = 0
     fault_script: list[int | str] = Field(default_factory=list)
+    # Like a provider refusing an over-long or filtered prompt: a model request any of whose prompt
+    # texts contains one of these substrings is answered refusal_status (context_length_exceeded;
+    # content_policy_violation for images), every time. Uses no fault_script entry or fault draw.
+    refuse_containing: list[str] = Field(default_factory=list)
+    refusal_status: int = Field(default=400, ge=400, le=499)
     image_size: str = "64x64"
     # Like a provider: when set, a model request without `Authorization: Bearer <api_key>` is
     # answered 401, so a test can tell that the client really sent its key.
@@ -110,6 +115,20 @@ class SimulatorConfig(BaseModel):
                     f"fault_script entry {entry!r} must be an HTTP status or one of "
                     f"'ok', {', '.join(repr(k) for k in PAYLOAD_FAULTS)}"
                 )
+        return value
+
+    @field_validator("refuse_containing")
+    @classmethod
+    def _no_empty_substring(cls, value: list[str]) -> list[str]:
+        if any(not needle for needle in value):
+            raise ValueError("refuse_containing must not contain an empty string (it would refuse everything)")
+        return value
+
+    @field_validator("refusal_status")
+    @classmethod
+    def _refusal_not_rate_limit(cls, value: int) -> int:
+        if value == 429:
+            raise ValueError("refusal_status must not be 429: a refusal is not a rate limit")
         return value
 
     @field_validator("image_size")

@@ -24,7 +24,14 @@ from .content import (
     malformed_json,
     truncate_words,
 )
-from .errors import ApiError, invalid_field, missing_field
+from .errors import (
+    CONTEXT_LENGTH,
+    ApiError,
+    content_policy_violation,
+    context_length_exceeded,
+    invalid_field,
+    missing_field,
+)
 from .images import image_key, image_name, render_png
 
 #: Fixed so that identical requests get byte-identical answers.
@@ -161,6 +168,29 @@ def image_generation(
                 png = png[: len(png) // 2]
             data.append({"b64_json": base64.b64encode(png).decode("ascii")})
     return Outcome({"created": CREATED, "data": data}, choices=n)
+
+
+def refusal(endpoint: str, body: dict, config: SimulatorConfig) -> ApiError | None:
+    """The error for a request whose prompt text contains a `refuse_containing` substring, or None.
+
+    Decided from the prompt alone, before any other validation: a property of the prompt, so the
+    same request is refused every time.
+    """
+    if endpoint == "chat.completions":
+        messages = body.get("messages")
+        messages = [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+        texts, param = chat_texts(messages), "messages"
+    else:
+        prompt = body.get("prompt")
+        texts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
+        texts, param = [t for t in texts if isinstance(t, str)], "prompt"
+    if not any(needle in text for text in texts for needle in config.refuse_containing):
+        return None
+    if endpoint == "images.generations":
+        return content_policy_violation(config.refusal_status)
+    # deterministic and always over the limit: grows with the simulator's own token count
+    tokens = CONTEXT_LENGTH + 1000 * max(1, sum(count_tokens(text) for text in texts))
+    return context_length_exceeded(config.refusal_status, tokens, param)
 
 
 def _model(body: dict, config: SimulatorConfig) -> str:

@@ -47,6 +47,31 @@ def invalid_field(name: str, detail: str) -> ApiError:
     return ApiError(400, f"Invalid value for '{name}': {detail}", param=name, code="invalid_value")
 
 
+#: The context window a refused chat or completions prompt is said to exceed.
+CONTEXT_LENGTH = 128_000
+
+
+def context_length_exceeded(status: int, tokens: int, param: str) -> ApiError:
+    """OpenAI's answer to a prompt longer than the model's context (``param``: messages or prompt)."""
+    return ApiError(
+        status,
+        f"This model's maximum context length is {CONTEXT_LENGTH} tokens. However, your {param} "
+        f"resulted in {tokens} tokens. Please reduce the length of the {param}.",
+        param=param,
+        code="context_length_exceeded",
+    )
+
+
+def content_policy_violation(status: int) -> ApiError:
+    """OpenAI's answer to an image prompt its safety system rejects."""
+    return ApiError(
+        status,
+        "Your request was rejected as a result of our safety system. Your prompt may contain text "
+        "that is not allowed by our safety system.",
+        code="content_policy_violation",
+    )
+
+
 def retry_headers(retry_after: float) -> dict[str, str]:
     # Retry-After only allows whole seconds; clients that know retry-after-ms
     # (the openai SDK does) get the precise, usually much shorter, delay.

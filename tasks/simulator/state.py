@@ -78,6 +78,16 @@ class SimulatorState:
             self._by_status["429"] += 1
             self._note_refusal_locked(key, self._config.retry_after)
 
+    def begin_refused(self, endpoint: str) -> int:
+        """Count a request refused for its prompt (no script entry or fault draw used).
+
+        Returns its sequence number, for the same deterministic jitter as any request.
+        """
+        with self._lock:
+            self._requests += 1
+            self._by_endpoint[endpoint] += 1
+            return self._requests
+
     def arrived(self, key: str) -> None:
         """A model request with this key (a digest of its body) arrived: was it an early retry?
 

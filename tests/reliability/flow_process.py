@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prefect.settings import PREFECT_API_URL
 
-from storage import filesystem
+from storage import AnswerStore, filesystem
 from tasks.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,11 +21,13 @@ BATCHES = ROWS // BATCH
 KEY = "sk-crash-test-key-0000"
 
 
-def flow_command(instructions: Path, output: str, results: str) -> list[str]:
+def flow_command(instructions: Path, output: str, results: str, batch: int = BATCH, in_flight: int = IN_FLIGHT,
+                 requests: int = 128) -> list[str]:
     return [
         sys.executable, str(ROOT / "flows" / "text_generation.py"), "--input", str(instructions), "--output", output,
-        "--model.provider", "openai", "--model.model", "sim-model", "--run.batch-size", str(BATCH),
-        "--run.max-concurrent-batches", str(IN_FLIGHT), "--run.result-storage", results,
+        "--model.provider", "openai", "--model.model", "sim-model", "--run.batch-size", str(batch),
+        "--run.max-concurrent-batches", str(in_flight), "--run.result-storage", results,
+        "--model.max-concurrent-requests", str(requests),
     ]
 
 
@@ -44,28 +46,21 @@ def run_flow(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.C
     return done
 
 
-def result_entries(results: str) -> list[str]:
-    """Cached batch results whole in storage (hidden temporary files are not results yet)."""
-    fs, path = filesystem(results)
-    fs.invalidate_cache()
-    if not fs.exists(path):
-        return []
-    return [name for name in fs.ls(path, detail=False) if not name.rstrip("/").rsplit("/", 1)[-1].startswith(".")]
+def stored_answers(results: str) -> int:
+    """Answers whole in the answer cache (a listing; hidden temporary files are not answers yet)."""
+    return len(AnswerStore(results))
 
 
-def finished_batches(results: str) -> int:
-    return len(result_entries(results))
-
-
-def kill_when_batches_done(command: list[str], env: dict[str, str], cwd: Path, results: str, done: int) -> None:
+def kill_when_answers_stored(command: list[str], env: dict[str, str], cwd: Path, results: str, stored: int) -> None:
+    """Start the flow, SIGKILL its whole process group once `stored` answers are in the cache."""
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
-        while finished_batches(results) < done:
+        while stored_answers(results) < stored:
             assert process.poll() is None, f"the flow ended before it could be killed: {process.stderr.read()[-3000:]}"
-            assert time.monotonic() < deadline, "no batch finished in time"
-            time.sleep(0.05)
+            assert time.monotonic() < deadline, "no answers were stored in time"
+            time.sleep(0.02)
         os.killpg(process.pid, signal.SIGKILL)
     finally:
         process.wait(30)
@@ -79,8 +74,8 @@ def leftovers(output: str) -> list[str]:
     return [n for n in fs.ls(parent, detail=False) if n.rsplit("/", 1)[-1].startswith(".")]
 
 
-def write_instructions(path: Path) -> Path:
-    path.write_text("".join(json.dumps({"instruction": instruction(i)}) + "\n" for i in range(ROWS)))
+def write_instructions(path: Path, rows: int = ROWS) -> Path:
+    path.write_text("".join(json.dumps({"instruction": instruction(i)}) + "\n" for i in range(rows)))
     return path
 
 

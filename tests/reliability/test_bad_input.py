@@ -191,8 +191,8 @@ def test_out_of_range_flag(flags, key_words, tmp_path, sim, earlier_output):
 def test_model_the_server_rejects(tmp_path, sim, earlier_output):
     """Only the server knows its models: the first batch's answer (404) stops the run.
 
-    Not retried (a 404 is not transient), no new batch starts after it (fail_fast), and the
-    earlier dataset is kept rather than replaced by an empty one.
+    A configuration error (exit 2, one line naming the fix): not retried, no new batch starts
+    after it, and the earlier dataset is kept rather than replaced.
     """
     sim.configure(models=["only-this"])
     rows = jsonl(tmp_path / "in" / "rows.jsonl", GOOD_ROWS)
@@ -201,8 +201,8 @@ def test_model_the_server_rejects(tmp_path, sim, earlier_output):
         "--run.batch-size", "2", "--run.max-concurrent-batches", "1",
     )
     assert_one_clear_error(
-        done, "No rows were written", "2 not run", "is as it was before the run", "HTTP 404",
-        "The model 'other' does not exist", "--model.model", f"GET {sim.base_url}/models", status=1,
+        done, "Nothing was written", "is as it was before the run", "HTTP 404",
+        "The model 'other' does not exist", "--model.model", f"GET {sim.base_url}/models", status=2,
     )
     stats = sim.stats()
     # the first batch's two requests go out together; the second may or may not leave before the

@@ -1,47 +1,72 @@
-"""A flow run killed with SIGKILL half way, then run again: the same dataset, and only unfinished work re-sent.
+"""A flow run killed with SIGKILL half way through its batches, then run again.
 
 The flow runs as a user runs it (`python flows/text_generation.py`), in its own process, against
-the session's Prefect server and a simulator with latency. Finished batches are counted in the
-result storage the moment the process is dead; the re-run must send exactly the requests of the
-other batches, and its output must equal an uninterrupted run's, row for row.
+the session's Prefect server and a simulator with varying latency, with batches of 500: a kill
+lands in the middle of every batch in flight. Each answer is stored the moment it arrives, so the
+re-run must send exactly the requests whose answers were not stored, those must be no more than
+the requests the server had not answered plus the few in transit or being written when the
+process died, and the dataset must equal an uninterrupted run's, row for row.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from flow_process import (
-    BATCH, BATCHES, IN_FLIGHT, ROWS, finished_batches, flow_command, flow_env, instruction, kill_when_batches_done,
-    leftovers, locations, run_flow,
+    flow_command, flow_env, instruction, kill_when_answers_stored, leftovers, locations, run_flow, stored_answers,
+    write_instructions,
 )
 
 from storage import filesystem, read_rows
+from tasks.simulator import Simulator
+
+ROWS, BATCH, BATCHES_AT_ONCE = 1000, 500, 2
+REQUESTS_AT_ONCE = 16
+# Answers the killed process may have lost: those the server had sent but the client had not yet
+# stored. A request keeps its slot until its answer is written, so at most the requests in flight.
+WINDOW = REQUESTS_AT_ONCE
+
+
+@pytest.fixture
+def varying_sim():
+    with Simulator(latency=0.05, latency_jitter=0.1) as sim:  # 50-150 ms an answer
+        yield sim
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_killed_flow_resumes_with_only_unfinished_batches_resent(where, prefect_api, slow_sim, instructions, tmp_path, request):
+def test_killed_flow_resends_only_what_was_not_answered(where, prefect_api, varying_sim, tmp_path, request):
+    sim = varying_sim
+    instructions = write_instructions(tmp_path / "instructions.jsonl", ROWS)
     output, results = locations(where, tmp_path, request)
     reference_output, reference_results = locations(where, tmp_path, request, name="reference")
-    env = flow_env(slow_sim)
+    env = flow_env(sim)
+
+    def command(out: str, res: str) -> list[str]:
+        return flow_command(instructions, out, res, batch=BATCH, in_flight=BATCHES_AT_ONCE, requests=REQUESTS_AT_ONCE)
 
     # An uninterrupted run, for the expected dataset.
-    run_flow(flow_command(instructions, reference_output, reference_results), env, tmp_path)
+    run_flow(command(reference_output, reference_results), env, tmp_path)
     expected = list(read_rows(reference_output))
-    assert len(expected) == ROWS and slow_sim.stats()["requests"] == ROWS
-    slow_sim.reset()
+    assert len(expected) == ROWS and sim.stats()["requests"] == ROWS
+    sim.reset()
 
-    # Killed once three batches are stored: nothing published, the paid-for batches kept.
-    kill_when_batches_done(flow_command(instructions, output, results), env, tmp_path, results, done=3)
-    finished = finished_batches(results)
-    sent_before_kill = slow_sim.stats()["requests"]
-    assert 3 <= finished < BATCHES
-    assert finished * BATCH <= sent_before_kill <= (finished + IN_FLIGHT) * BATCH  # at most the batches in flight
+    # Killed once 300 answers are stored: both batches of 500 are half done, nothing is published.
+    kill_when_answers_stored(command(output, results), env, tmp_path, results, stored=300)
+    time.sleep(0.3)  # requests the server was still answering finish (their client is gone)
+    answered = sim.stats()["by_status"].get("200", 0)
+    stored = stored_answers(results)
+    assert 300 <= stored < ROWS
+    assert answered - WINDOW <= stored <= answered
     fs, output_path = filesystem(output)
     assert not fs.exists(output_path)
 
-    slow_sim.reset()
-    rerun = run_flow(flow_command(instructions, output, results), env, tmp_path)
-    assert slow_sim.stats()["requests"] == (BATCHES - finished) * BATCH  # only what had not finished
-    assert f"({finished}/{BATCHES} batches from cache)" in rerun.stdout
+    sim.reset()
+    rerun = run_flow(command(output, results), env, tmp_path)
+    sent = sim.stats()["requests"]
+    assert sent == ROWS - stored  # exactly the requests whose answers were not stored
+    assert sent <= ROWS - answered + WINDOW  # the unanswered ones, plus what was in transit
+    assert f"(0/2 batches from cache, {stored} of {ROWS} answers from cache)" in rerun.stdout
     rows = list(read_rows(output))
     assert rows == expected  # same rows, same order
     assert [r["instruction"] for r in rows] == [instruction(i) for i in range(ROWS)]  # no duplicates

@@ -95,7 +95,7 @@ def test_no_key_or_s3_secret_anywhere_a_run_leaves_things(environment, s3, tmp_p
     # S3: outputs, images and cached results.
     fs, bucket = filesystem(s3.uri(""))
     objects = fs.find(bucket)
-    assert any("/results/" in o for o in objects) and any("/images/" in o for o in objects)
+    assert any("/results/answers/" in o for o in objects) and any("/images/" in o for o in objects)
     for key in objects:
         found += hits(fs.cat_file(key), f"s3://{key}")
     # What the API serves: runs (parameters, states), deployments, logs, artifacts, blocks.
@@ -108,7 +108,7 @@ def test_no_key_or_s3_secret_anywhere_a_run_leaves_things(environment, s3, tmp_p
         "blocks": environment.request("POST", "/block_documents/filter", json={"limit": 200}),
     }
     for where, response in api.items():
-        assert response.status_code == 200 and response.json(), where
+        assert response.status_code == 200 and (response.json() or where == "blocks"), where
         found += hits(response.content, f"API {where}")
     assert len(api["flow runs"].json()) == 4 and len(api["logs"].json()) > 10
     for run in runs:

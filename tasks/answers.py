@@ -1,0 +1,283 @@
+"""The answer cache: each model answer kept under what was sent for it, and rows made from answers.
+
+A request's key is a digest of what decides its answer, and of nothing else:
+
+* the model's identity (`answer_identity()`: client class, model name, the settings that change
+  answers, e.g. `model_revision`), never the client object, its key or the server's address;
+* the formatted input exactly as the task built it (messages or prompt, structured-output schema),
+  so a prompt held in a module constant, a helper, a file read at `load()` is in the key;
+* `num_generations` (sent as `n`) and the generation settings after the client's defaults;
+* the run's `cache_version`;
+* for the k-th repeat (k > 0) of the same task input within one step, k: repeated inputs are
+  sampled once each, as they would be without a cache, not answered once for all.
+
+Answers are looked up before any request and each new answer is stored as soon as it arrives,
+before its batch ends, so a run killed at any moment loses only the requests in flight. Rows are
+always made from answers by the task's current code: editing `format_output` re-makes rows
+without a request; editing anything that changes what is sent re-sends exactly what changed.
+
+A request the server refuses for that input alone (400-class, or a transient failure that
+outlasted every retry) becomes a `RowFailure` in place of its answer and is not stored, so a
+later run asks again. A `ModelConfigurationError` (bad key, unknown model) is raised: no request
+could succeed.
+
+The runner sets an `AnswerContext` for each batch (`answering`); outside one, models are asked
+directly and nothing is stored. This module knows no Prefect and no storage: a store is anything
+with `get_many(keys)` and `put(key, answer)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Union
+
+from tasks._loop import run_sync
+from tasks.errors import ModelConfigurationError, ModelRequestError
+
+__all__ = [
+    "AnswerContext",
+    "AnswerStore",
+    "RowFailure",
+    "answer",
+    "answering",
+    "input_fingerprint",
+    "occurrences",
+    "request_key",
+]
+
+_log = logging.getLogger("distilflow.answers")
+_current: ContextVar[Union[AnswerContext, None]] = ContextVar("distilflow_answer_context", default=None)
+_writers: Union[ThreadPoolExecutor, None] = None
+
+
+class AnswerStore(Protocol):
+    """Where answers are kept (`storage.answer_store` gives one for a local path or an s3:// URI)."""
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]: ...
+
+    def put(self, key: str, answer: Any) -> None: ...
+
+
+@dataclass
+class AnswerContext:
+    """How one batch asks its model: where answers are kept, and what it has done so far."""
+
+    store: Union[AnswerStore, None] = None
+    version: str = ""
+    refresh: bool = False  # ask again, replacing stored answers
+    # False while the orchestrator can still retry the batch: a transient failure is then raised
+    # (the retry re-sends only the unanswered requests); True: it becomes a failed row.
+    final_attempt: bool = True
+    prior: dict[int, int] = field(default_factory=dict)  # input fingerprint -> times seen in earlier batches
+    seen: Counter = field(default_factory=Counter)
+    cached: int = 0  # inputs answered from the store
+    sent: int = 0  # inputs asked of the model
+    failed: int = 0  # inputs whose request failed
+
+
+@contextmanager
+def answering(context: AnswerContext) -> Iterator[AnswerContext]:
+    """Within this block, tasks on this thread ask their models through `context`."""
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """A request that failed for its input alone; the row keeps the error instead of an answer."""
+
+    status_code: Union[int, None]
+    code: Union[str, None]
+    message: str
+
+    @classmethod
+    def of(cls, error: ModelRequestError) -> RowFailure:
+        return cls(error.status_code, error.code, error.server_message or str(error))
+
+    def metadata(self) -> dict[str, Any]:
+        return {"status_code": self.status_code, "code": self.code, "message": self.message}
+
+    def reason(self) -> str:
+        """"HTTP 400 context_length_exceeded: This model's maximum ..." (the kind comes first)."""
+        kind = " ".join(str(p) for p in (f"HTTP {self.status_code}" if self.status_code else None, self.code) if p)
+        return f"{kind or 'RequestFailed'}: {self.message}"
+
+
+def answer(
+    llm: Any,
+    inputs: list[Any],
+    num_generations: int,
+    kwargs: dict[str, Any],
+    *,
+    occurrences: Union[list[int], None] = None,
+    row_failures: bool = False,
+) -> list[Any]:
+    """Each input's answer, from the store when it holds one, else from `llm` (then stored).
+
+    With `row_failures`, an input whose request failed gets a `RowFailure` in its place;
+    without, the first failure is raised (distilabel's `generate_outputs` contract).
+    """
+    context = _current.get()
+    store = context.store if context is not None else None
+    if store is None and not row_failures:
+        return llm.generate_checked(inputs, num_generations, **kwargs)
+    results: list[Any] = [None] * len(inputs)
+    todo = list(range(len(inputs)))
+    keys: list[str] = []
+    if store is not None:
+        identity, settings = llm.answer_identity(), llm.generation_settings(kwargs)
+        repeats = occurrences if occurrences is not None else _repeats(inputs)
+        keys = [
+            request_key(identity, item, num_generations, settings, repeat, context.version)
+            for item, repeat in zip(inputs, repeats)
+        ]
+        if not context.refresh:
+            stored = store.get_many(list(dict.fromkeys(keys)))
+            for i, key in enumerate(keys):
+                if key in stored and llm.is_answer(stored[key], num_generations):
+                    results[i] = stored[key]
+            todo = [i for i in todo if results[i] is None]
+            context.cached += len(inputs) - len(todo)
+    if todo:
+        fresh = _ask(llm, [inputs[i] for i in todo], num_generations, kwargs, store, [keys[i] for i in todo] if keys else [])
+        for i, result in zip(todo, fresh):
+            results[i] = result
+        if context is not None:
+            context.sent += len(todo)
+    errors = [r for r in results if isinstance(r, ModelRequestError)]
+    if not errors:
+        return results
+    transient = [e for e in errors if e.transient]
+    if not row_failures or (transient and context is not None and not context.final_attempt):
+        raise (transient or errors)[0]
+    if context is not None:
+        context.failed += len(errors)
+    return [RowFailure.of(r) if isinstance(r, ModelRequestError) else r for r in results]
+
+
+def _ask(llm: Any, inputs: list[Any], n: int, kwargs: dict[str, Any], store: Any, keys: list[str]) -> list[Any]:
+    """Answers (or request errors) from the model, each stored the moment it arrives."""
+    if hasattr(llm, "agenerate_each"):
+
+        async def ask() -> list[Any]:
+            loop = asyncio.get_running_loop()
+
+            async def keep(index: int, output: Any) -> None:
+                _check(llm, output, n)
+                if store is not None:
+                    await loop.run_in_executor(_writer_pool(), store.put, keys[index], output)
+
+            return await llm.agenerate_each(inputs, n, on_answer=keep, **kwargs)
+
+        return run_sync(ask())
+    try:
+        outputs = llm.generate_checked(inputs, n, **kwargs)
+    except ModelConfigurationError:
+        raise
+    except ModelRequestError as e:  # a sync client answers for the whole call: every input failed
+        return [e] * len(inputs)
+    if store is not None:
+        for key, output in zip(keys, outputs):
+            store.put(key, output)
+    return outputs
+
+
+def _check(llm: Any, output: Any, n: int) -> None:
+    if not llm.is_answer(output, n):
+        raise RuntimeError(
+            f"{type(llm).__name__}.agenerate must return one input's answer with {n} generation(s); "
+            f"got {output!r:.300}"
+        )
+
+
+def _writer_pool() -> ThreadPoolExecutor:
+    # Stores write in threads (file or object-store I/O) so the event loop keeps answering;
+    # enough of them for an object store's latency at hundreds of answers a second.
+    global _writers
+    if _writers is None:
+        _writers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="distilflow-answers")
+    return _writers
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def request_key(
+    identity: dict[str, Any], input: Any, num_generations: int, settings: dict[str, Any], repeat: int, version: str
+) -> str:
+    """The answer-cache key of one request (a sha256 hex digest)."""
+    sent: dict[str, Any] = {
+        "model": identity, "input": input, "n": num_generations, "settings": settings, "version": version,
+    }
+    if repeat:
+        sent["repeat"] = repeat
+    return hashlib.sha256(_canonical(sent).encode()).hexdigest()
+
+
+def input_fingerprint(task: Any, row: dict[str, Any]) -> int:
+    """A 64-bit digest of the task's input columns in `row` (the task's view, after mappings)."""
+    columns = task.get_inputs()
+    text = _canonical([row.get(column) for column in columns])
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def occurrences(task: Any, rows: list[dict[str, Any]]) -> Union[list[int], None]:
+    """For each row, how many rows before it in the step had the same task input (None: no cache)."""
+    context = _current.get()
+    if context is None or context.store is None:
+        return None
+    counts = []
+    for row in rows:
+        fingerprint = input_fingerprint(task, row)
+        counts.append(context.prior.get(fingerprint, 0) + context.seen[fingerprint])
+        context.seen[fingerprint] += 1
+    return counts
+
+
+def _repeats(inputs: list[Any]) -> list[int]:
+    seen: Counter = Counter()
+    repeats = []
+    for item in inputs:
+        text = _canonical(item)
+        repeats.append(seen[text])
+        seen[text] += 1
+    return repeats
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _jsonable(value: Any) -> Any:
+    """Values JSON does not know, as stable data (a key must not change from one run to the next)."""
+    from pydantic import BaseModel
+
+    if isinstance(value, type) and issubclass(value, BaseModel):  # a structured-output schema class
+        return {"json_schema": value.model_json_schema()}
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (bytes, bytearray)):
+        return {"sha256": hashlib.sha256(value).hexdigest()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    if hasattr(value, "tobytes"):  # PIL images, numpy arrays: their content
+        return {"sha256": hashlib.sha256(value.tobytes()).hexdigest()}
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    return _ADDRESS.sub("", repr(value))
