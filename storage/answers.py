@@ -1,36 +1,36 @@
-"""The persistent store of the answer cache: one small JSON object per model answer, named by its key.
+"""The persistent store of the answer cache: model answers by key, at a local path or any fsspec URI.
 
-Layout: `<location>/answers/<key[:2]>/<key>.json`, holding `{"answer": <answer>}` as compact UTF-8
-JSON (a wrapper object, so the format can grow). The key is a sha256 hex digest made by the caller.
+The key is a sha256 hex digest made by the caller (`tasks.answers`); the answer is any JSON value.
 
-Why one object per answer:
+* Locally, one SQLite database, `<location>/answers.sqlite3` (WAL mode): a lookup is an indexed
+  read, thousands of answers commit in one transaction, a killed process loses no committed
+  answer, and two processes on the same machine can share it (SQLite serializes their commits).
+  Not for a network filesystem shared by several machines: use an object store for that.
+* On object stores (s3:// and any other fsspec URI), one object per answer,
+  `<location>/answers/<key[:2]>/<key>.json`, holding `{"answer": ...}`: a lookup needs no index
+  (the key is the name), every write is one whole-object PUT, and workers on many machines share
+  it without coordinating (the last writer of a key wins; answers for a key are interchangeable).
+  The cost is one PUT per answer.
 
-* Lookup by key needs no index: the key is the name, so there is nothing to load, rebuild or lock
-  before the first lookup, and nothing that can disagree with the answers themselves.
-* It works on any fsspec store: a whole-object write and a read by name are all it needs, which
-  every object store offers (there are no appends and no renames on S3).
-* It is crash-safe: each answer is written whole or not at all (locally a hidden temporary file
-  renamed onto the name; on object stores a single PUT), so a crash loses at most the answers in
-  flight and never damages another. A file damaged anyway (a filesystem without atomic renames)
-  counts as missing, with a warning, and is rewritten by the next answer for that key.
-* Two runs can share it: writers never coordinate, the last writer of a key wins and readers see
-  either the old answer or the new one. Answers for the same key are interchangeable by design.
-
-The cost: one PUT per answer on S3 (and one GET per looked-up key, fetched concurrently by a
-single `get_many`), and, locally, one small file per answer, sharded into 256 directories by the
-key's first two hex digits so no directory grows huge.
+Writes go through one writer thread per store that takes every answer waiting and writes them
+together (one transaction, or one concurrent batch of PUTs), so the cost per answer stays small
+under load; `submit_many` returns a future that resolves once its answers are stored, and
+`backlog` says how many are still waiting (the answer cache stops asking while it is long).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
 import os
+import queue
 import re
+import sqlite3
 import threading
+import time
 import urllib.parse
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,93 +45,240 @@ _log = logging.getLogger("distilflow.storage")
 _KEY = re.compile(r"[0-9a-f]{64}")
 _GLOB = re.compile(r"[*?\[]")  # what fsspec's path expansion treats as a pattern (glob.has_magic)
 _DIRECTORY = "answers"
+_DATABASE = "answers.sqlite3"
 _SUFFIX = ".json"
+_ABSENT = object()
+_TIMEOUT = 60  # seconds a connection waits for another one's lock
 
 
 class AnswerStore:
-    """Answers by key under `<location>/answers/`, at a local path or any fsspec URI (s3:// included).
+    """Answers by key at `location` (a local directory or an fsspec URI). Thread-safe.
 
-    Thread-safe; use `answer_store(location)` to share one instance per location in a process.
+    Use `answer_store(location)` to share one instance (and its writer thread) per location.
     """
-
-    location: str
 
     def __init__(self, location: str):
         self.location = _resolve(location)
-        self._uri = f"{self.location.rstrip('/')}/{_DIRECTORY}"
-        fs, root = filesystem(self._uri)
-        self._local = is_local(fs)
-        self._root = root.rstrip("/")  # the filesystem's path of `<location>/answers`
-        self._shards: set[str] = set()  # local shard directories known to exist
+        fs, _ = filesystem(self.location)
+        self._backend = _Sqlite(self.location) if is_local(fs) else _Objects(self.location)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._backlog = 0
 
     def __repr__(self) -> str:
         return f"AnswerStore({self.location!r})"
 
-    # --- reading ----------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise DistilflowUserError unless answers can be read and written here."""
+        self._backend.check()
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         """key -> answer for the keys that are stored; missing or unreadable ones are absent."""
-        paths = {self._path(key): key for key in keys}  # validates every key before any I/O
-        if not paths:
+        wanted = list(dict.fromkeys(_checked(key) for key in keys))
+        if not wanted:
             return {}
-        return self._get_local(paths) if self._local else self._get_remote(paths)
-
-    def _get_local(self, paths: dict[str, str]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for path, key in paths.items():
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                with storage_errors(path, "read"):
-                    raise e
-            answer = _decode(data, path)
+        found = {}
+        for key, data in self._backend.read(wanted).items():
+            answer = _decode(data, self._backend.where(key))
             if answer is not _ABSENT:
                 found[key] = answer
         return found
 
-    def _get_remote(self, paths: dict[str, str]) -> dict[str, Any]:
-        fs, _ = filesystem(self._uri)
+    def submit_many(self, items: list[tuple[str, Any]]) -> concurrent.futures.Future:
+        """Queue answers for writing; the future resolves once they are stored (or holds the error)."""
+        encoded = [(_checked(key), _encode(answer)) for key, answer in items]
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        self._start_writer()
+        with self._lock:
+            self._backlog += len(encoded)
+        self._queue.put((encoded, done))
+        return done
+
+    def put(self, key: str, answer: Any) -> None:
+        """Store one answer, whole or not at all; an answer already stored under `key` is replaced."""
+        self.submit_many([(key, answer)]).result()
+
+    @property
+    def backlog(self) -> int:
+        """Answers queued for writing and not yet stored."""
+        return self._backlog
+
+    def __len__(self) -> int:
+        """How many answers are stored (for tests and reports, not for hot paths)."""
+        return len(self._backend.keys())
+
+    def keys(self) -> list[str]:
+        """The keys of every stored answer (a listing: for tests and reports, not for hot paths)."""
+        return self._backend.keys()
+
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write_forever, name="distilflow-answer-writer", daemon=True)
+                    self._writer.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            groups = [self._queue.get()]
+            count = len(groups[0][0])
+            while count < 5000:  # all that queued up meanwhile: one write
+                try:
+                    groups.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+                count += len(groups[-1][0])
+            latest = {key: data for items, _ in groups for key, data in items}  # a key written twice: the last
+            error: BaseException | None = None
+            try:
+                self._backend.write(list(latest.items()))
+            except BaseException as e:  # noqa: BLE001 - handed to everyone waiting for these answers
+                error = e
+            # before the futures resolve: whoever sees them resolved sees a backlog without them
+            with self._lock:
+                self._backlog -= count
+            for _, done in groups:
+                # False for a future its waiter cancelled (asyncio.wrap_future does when the awaiting
+                # task is cancelled): nobody to tell, and setting it would raise and end this thread.
+                if done.set_running_or_notify_cancel():
+                    if error is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(error)
+
+
+class _Sqlite:
+    """Answers in one local SQLite database (WAL): indexed lookups, grouped commits."""
+
+    def __init__(self, location: str) -> None:
+        self.path = os.path.join(location, _DATABASE)
+        self._local = threading.local()
+
+    def where(self, key: str) -> str:
+        return f"{self.path} (key {key})"
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            with storage_errors(self.path, "write"):
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                connection = sqlite3.connect(self.path, timeout=_TIMEOUT, isolation_level=None)
+                try:
+                    _set_up(connection)
+                except BaseException:
+                    connection.close()
+                    raise
+            self._local.connection = connection
+        return connection
+
+    def check(self) -> None:
+        try:
+            self._connection().execute("SELECT 1 FROM answers LIMIT 1").fetchall()
+        except sqlite3.Error as e:
+            raise DistilflowUserError(
+                f"{self.path}: cannot use the answer cache here ({e}); point result_storage (--run.result-storage, "
+                "$DISTILFLOW_RESULTS) at a writable local directory or an s3:// URI."
+            ) from None
+
+    def read(self, keys: list[str]) -> dict[str, bytes]:
+        if not os.path.exists(self.path):  # nothing stored yet: reading creates nothing
+            return {}
+        connection, found = self._connection(), {}
+        with storage_errors(self.path, "read"):
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows = connection.execute(
+                    f"SELECT key, answer FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                found.update(rows)
+        return found
+
+    def write(self, items: list[tuple[str, bytes]]) -> None:
+        connection = self._connection()
+        with storage_errors(self.path, "write"):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany("INSERT OR REPLACE INTO answers (key, answer) VALUES (?, ?)", items)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:  # never leave the writer's connection mid-transaction
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                raise
+
+    def keys(self) -> list[str]:
+        if not os.path.exists(self.path):
+            return []
+        with storage_errors(self.path, "read"):
+            return [key for (key,) in self._connection().execute("SELECT key FROM answers")]
+
+
+def _set_up(connection: sqlite3.Connection) -> None:
+    """WAL mode and the table, on a connection just opened.
+
+    Switching a new database to WAL fails at once with "database is locked", without waiting
+    for the busy timeout, while another connection has it open (another process creating it at
+    the same moment): retried here until the timeout, as SQLite would for any other lock.
+    """
+    deadline = time.monotonic() + _TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")  # a killed process loses no commit
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer BLOB NOT NULL) WITHOUT ROWID"
+            )
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+class _Objects:
+    """One object per answer under `<location>/answers/` on an fsspec store (s3:// included)."""
+
+    def __init__(self, location: str) -> None:
+        self._uri = f"{location.rstrip('/')}/{_DIRECTORY}"
+        self._root = filesystem(self._uri)[1].rstrip("/")
+
+    def where(self, key: str) -> str:
+        return f"{self._uri}/{key[:2]}/{key}{_SUFFIX}"
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{key[:2]}/{key}{_SUFFIX}"
+
+    def check(self) -> None:
+        from storage.datasets import check_writable
+
+        check_writable(f"{self._uri}/")
+
+    def read(self, keys: list[str]) -> dict[str, bytes]:
+        paths = {self._path(key): key for key in keys}
+        fs, _ = filesystem(self._uri)  # looked up each time: clearing cached S3 settings takes effect
         with storage_errors(self._uri, "read"):
             # One call for the whole list: s3fs fetches the objects concurrently. on_error="return"
             # rather than "omit": a missing object is a miss, but a missing bucket, rejected
             # credentials or an unreachable endpoint must reach the user, not look like misses.
             if _GLOB.search(self._root):
                 # fs.cat would read "[", "*" or "?" in the location as a pattern: read the paths literally.
-                values = fs.cat_ranges(list(paths), None, None, on_error="return")
-                results = dict(zip(paths, values))
+                results = dict(zip(paths, fs.cat_ranges(list(paths), None, None, on_error="return")))
             else:
                 results = fs.cat(list(paths), on_error="return")
             for value in results.values():
                 if isinstance(value, BaseException) and not _is_missing_object(value):
                     raise value
-        found: dict[str, Any] = {}
-        for path, value in results.items():
-            key = paths.get(path)  # fs.cat answers under the paths it was given (no glob characters)
-            if key is None or isinstance(value, BaseException):
-                continue
-            answer = _decode(value, self._file_uri(key))
-            if answer is not _ABSENT:
-                found[key] = answer
-        return found
+        return {paths[p]: v for p, v in results.items() if p in paths and not isinstance(v, BaseException)}
 
-    def __len__(self) -> int:
-        """How many answers are stored (a listing: for tests and reports, not for hot paths)."""
-        if self._local:
-            count = 0
-            try:
-                shards = [entry.path for entry in os.scandir(self._root) if entry.is_dir()]
-            except FileNotFoundError:
-                return 0
-            except OSError as e:
-                with storage_errors(self._uri, "read"):
-                    raise e
-            for shard in shards:
-                with contextlib.suppress(FileNotFoundError):
-                    count += sum(1 for name in os.listdir(shard) if _is_answer_name(name))
-            return count
+    def write(self, items: list[tuple[str, bytes]]) -> None:
+        fs, _ = filesystem(self._uri)
+        with storage_errors(self._uri, "write"):
+            # one whole-object PUT per answer (an object store shows it whole or not at all), all
+            # of them at once
+            fs.pipe({self._path(key): data for key, data in items})
+
+    def keys(self) -> list[str]:
         fs, _ = filesystem(self._uri)
         with storage_errors(self._uri, "read"):
             try:
@@ -139,58 +286,9 @@ class AnswerStore:
             except FileNotFoundError as e:
                 if not _is_missing_object(e):
                     raise
-                return 0
-        return sum(1 for name in names if _is_answer_name(name.rsplit("/", 1)[-1]))
-
-    # --- writing ----------------------------------------------------------------------------------
-
-    def put(self, key: str, answer: Any) -> None:
-        """Store one answer, whole or not at all; an answer already stored under `key` is replaced."""
-        path = self._path(key)
-        data = _encode(answer)  # a value that is not JSON-able fails here, before any I/O
-        if self._local:
-            self._put_local(key, path, data)
-        else:
-            fs, _ = filesystem(self._uri)
-            with storage_errors(self._file_uri(key), "write"):
-                fs.pipe_file(path, data)  # one PUT: an object store shows the object whole or not at all
-
-    def _put_local(self, key: str, path: str, data: bytes) -> None:
-        shard = f"{self._root}/{key[:2]}"
-        temporary = f"{shard}/.{key}{_SUFFIX}.tmp-{uuid.uuid4().hex}"
-        try:
-            for attempt in (1, 2):
-                if shard not in self._shards or attempt == 2:
-                    os.makedirs(shard, exist_ok=True)
-                    self._shards.add(shard)
-                try:
-                    with open(temporary, "xb") as f:
-                        f.write(data)
-                    break
-                except FileNotFoundError:
-                    if attempt == 2:
-                        raise
-                    self._shards.discard(shard)  # removed behind our back: create it again
-            os.replace(temporary, path)  # atomic: readers see the old file or the new one
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
-            with storage_errors(path, "write"):
-                raise e
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
-            raise
-
-    # --- names ------------------------------------------------------------------------------------
-
-    def _path(self, key: str) -> str:
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
-            raise ValueError(f"an answer key must be 64 lowercase hex characters (a sha256 digest), not {key!r}")
-        return f"{self._root}/{key[:2]}/{key}{_SUFFIX}"
-
-    def _file_uri(self, key: str) -> str:
-        return f"{self._uri}/{key[:2]}/{key}{_SUFFIX}"
+                return []
+        names = [name.rsplit("/", 1)[-1] for name in names]
+        return [name[: -len(_SUFFIX)] for name in names if _is_answer_name(name)]
 
 
 _stores: dict[str, AnswerStore] = {}
@@ -207,11 +305,6 @@ def answer_store(location: str) -> AnswerStore:
         return store
 
 
-# --- helpers --------------------------------------------------------------------------------------
-
-_ABSENT = object()
-
-
 def check_answer_store(location: str) -> None:
     """Raise DistilflowUserError now, before any model request, unless answers can be stored at `location`.
 
@@ -225,9 +318,16 @@ def check_answer_store(location: str) -> None:
             f"answer cache {shown}: the URI must not hold credentials; set them in the environment "
             "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or in the Secret block named by DISTILFLOW_S3_CREDENTIALS_BLOCK."
         )
-    from storage.datasets import check_writable
+    answer_store(location).check()
 
-    check_writable(f"{answer_store(location).location.rstrip('/')}/{_DIRECTORY}/")
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _checked(key: str) -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ValueError(f"an answer key must be 64 lowercase hex characters (a sha256 digest), not {key!r}")
+    return key
 
 
 def _resolve(location: str) -> str:
@@ -246,7 +346,7 @@ def _encode(answer: Any) -> bytes:
 
 
 def _decode(data: bytes, where: str) -> Any:
-    """The answer in a stored file, or _ABSENT (with a warning) if the file is not one we can read."""
+    """The stored answer, or _ABSENT (with a warning) if it is not one we can read."""
     try:
         document = json.loads(data)
     except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or truncated
@@ -255,7 +355,7 @@ def _decode(data: bytes, where: str) -> Any:
         if isinstance(document, dict) and "answer" in document:
             return document["answer"]
         reason = 'no "answer" field'
-    _log.warning("answer cache: ignoring the unreadable file %s (%s, %d bytes); it counts as not stored "
+    _log.warning("answer cache: ignoring the unreadable answer at %s (%s, %d bytes); it counts as not stored "
                  "and is replaced by the next answer for its key.", where, reason, len(data))
     return _ABSENT
 

@@ -29,13 +29,14 @@ with `get_many(keys)` and `put(key, answer)`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ from tasks._loop import run_sync
 from tasks.errors import ModelConfigurationError, ModelRequestError
 
 __all__ = [
+    "FLUSH_ANSWERS",
+    "FLUSH_SECONDS",
+    "MAX_BACKLOG",
     "AnswerContext",
     "AnswerStore",
     "RowFailure",
@@ -53,11 +57,11 @@ __all__ = [
     "input_fingerprint",
     "occurrences",
     "request_key",
+    "request_keys",
 ]
 
 _log = logging.getLogger("distilflow.answers")
 _current: ContextVar[Union[AnswerContext, None]] = ContextVar("distilflow_answer_context", default=None)
-_writers: Union[ThreadPoolExecutor, None] = None
 
 
 class AnswerStore(Protocol):
@@ -66,6 +70,13 @@ class AnswerStore(Protocol):
     def get_many(self, keys: list[str]) -> dict[str, Any]: ...
 
     def put(self, key: str, answer: Any) -> None: ...
+
+    def submit_many(self, items: list[tuple[str, Any]]) -> concurrent.futures.Future:
+        """Store (key, answer) pairs without waiting; the future resolves once they are stored."""
+
+    @property
+    def backlog(self) -> int:
+        """Answers submitted and not yet stored."""
 
 
 @dataclass
@@ -140,10 +151,7 @@ def answer(
     if store is not None:
         identity, settings = llm.answer_identity(), llm.generation_settings(kwargs)
         repeats = occurrences if occurrences is not None else _repeats(inputs)
-        keys = [
-            request_key(identity, item, num_generations, settings, repeat, context.version)
-            for item, repeat in zip(inputs, repeats)
-        ]
+        keys = request_keys(identity, inputs, num_generations, settings, repeats, context.version)
         if not context.refresh:
             stored = store.get_many(list(dict.fromkeys(keys)))
             for i, key in enumerate(keys):
@@ -169,18 +177,27 @@ def answer(
 
 
 def _ask(llm: Any, inputs: list[Any], n: int, kwargs: dict[str, Any], store: Any, keys: list[str]) -> list[Any]:
-    """Answers (or request errors) from the model, each stored the moment it arrives."""
+    """Answers (or request errors) from the model, stored as they arrive (a write every few dozen ms)."""
     if hasattr(llm, "agenerate_each"):
 
         async def ask() -> list[Any]:
-            loop = asyncio.get_running_loop()
+            keeper = _Keeper(store, asyncio.get_running_loop()) if store is not None else None
 
             async def keep(index: int, output: Any) -> None:
                 _check(llm, output, n)
-                if store is not None:
-                    await loop.run_in_executor(_writer_pool(), store.put, keys[index], output)
+                if keeper is not None:
+                    await keeper.add(keys[index], output)
 
-            return await llm.agenerate_each(inputs, n, on_answer=keep, **kwargs)
+            try:
+                results = await llm.agenerate_each(inputs, n, on_answer=keep, **kwargs)
+            except BaseException:
+                if keeper is not None:  # keep what was paid for, then fail
+                    with contextlib.suppress(Exception):
+                        await keeper.stored()
+                raise
+            if keeper is not None:
+                await keeper.stored()  # a finished batch's answers are all stored
+            return results
 
         return run_sync(ask())
     try:
@@ -190,9 +207,54 @@ def _ask(llm: Any, inputs: list[Any], n: int, kwargs: dict[str, Any], store: Any
     except ModelRequestError as e:  # a sync client answers for the whole call: every input failed
         return [e] * len(inputs)
     if store is not None:
-        for key, output in zip(keys, outputs):
-            store.put(key, output)
+        store.submit_many(list(zip(keys, outputs))).result()
     return outputs
+
+
+#: A batch's answers go to the store together, at most this long (or this many) after the first.
+FLUSH_SECONDS = 0.05
+FLUSH_ANSWERS = 64
+#: While more answers than this wait for the store's writer (a slow object store), requests keep
+#: their slots: asking waits for storing. So a killed run loses at most the requests in flight,
+#: FLUSH_ANSWERS and MAX_BACKLOG answers.
+MAX_BACKLOG = 64
+
+
+class _Keeper:
+    """One batch's answers on their way to the store, a write every FLUSH_SECONDS or FLUSH_ANSWERS.
+
+    Writing each answer on its own would cost a thread hand-off (and a commit) per answer, the
+    largest cost of a run at a few hundred answers a second.
+    """
+
+    def __init__(self, store: AnswerStore, loop: asyncio.AbstractEventLoop) -> None:
+        self.store, self.loop = store, loop
+        self.pending: list[tuple[str, Any]] = []
+        self.writes: list[concurrent.futures.Future] = []
+        self.timer: Union[asyncio.TimerHandle, None] = None
+
+    async def add(self, key: str, answer: Any) -> None:
+        self.pending.append((key, answer))
+        if len(self.pending) >= FLUSH_ANSWERS:
+            self.flush()
+        elif self.timer is None:
+            self.timer = self.loop.call_later(FLUSH_SECONDS, self.flush)
+        while self.store.backlog > MAX_BACKLOG:
+            await asyncio.sleep(0.01)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.pending:
+            self.writes.append(self.store.submit_many(self.pending))
+            self.pending = []
+
+    async def stored(self) -> None:
+        """Once every answer added is stored; raises the store's error if a write failed."""
+        self.flush()
+        for write in self.writes:
+            await asyncio.wrap_future(write)
 
 
 def _check(llm: Any, output: Any, n: int) -> None:
@@ -203,15 +265,6 @@ def _check(llm: Any, output: Any, n: int) -> None:
         )
 
 
-def _writer_pool() -> ThreadPoolExecutor:
-    # Stores write in threads (file or object-store I/O) so the event loop keeps answering;
-    # enough of them for an object store's latency at hundreds of answers a second.
-    global _writers
-    if _writers is None:
-        _writers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="distilflow-answers")
-    return _writers
-
-
 # -- keys ----------------------------------------------------------------------------------------
 
 
@@ -219,12 +272,25 @@ def request_key(
     identity: dict[str, Any], input: Any, num_generations: int, settings: dict[str, Any], repeat: int, version: str
 ) -> str:
     """The answer-cache key of one request (a sha256 hex digest)."""
-    sent: dict[str, Any] = {
-        "model": identity, "input": input, "n": num_generations, "settings": settings, "version": version,
-    }
-    if repeat:
-        sent["repeat"] = repeat
-    return hashlib.sha256(_canonical(sent).encode()).hexdigest()
+    return request_keys(identity, [input], num_generations, settings, [repeat], version)[0]
+
+
+def request_keys(
+    identity: dict[str, Any], inputs: list[Any], num_generations: int, settings: dict[str, Any],
+    repeats: list[int], version: str,
+) -> list[str]:
+    """The keys of many requests to one model with the same settings (their common part digested once)."""
+    common = hashlib.sha256(
+        _canonical({"model": identity, "n": num_generations, "settings": settings, "version": version}).encode()
+    )
+    keys = []
+    for item, repeat in zip(inputs, repeats):
+        digest = common.copy()
+        digest.update(b"\0" + _canonical(item).encode())
+        if repeat:
+            digest.update(b"\0repeat %d" % repeat)
+        keys.append(digest.hexdigest())
+    return keys
 
 
 def input_fingerprint(task: Any, row: dict[str, Any]) -> int:

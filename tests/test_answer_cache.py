@@ -306,7 +306,7 @@ def test_a_run_where_most_rows_fail_stops_early(sim, tmp_path):
     assert sim.stats()["requests"] == 50
     sim.reset()
     state, _ = run(TextGeneration(llm=llm(sim)), rows(200), tmp_path, max_failed_fraction=1.0)
-    assert state.name == "CompletedWithFailedRows" and sim.stats()["requests"] == 200
+    assert state.name == "CompletedWithFailedRows" and sim.stats()["by_status"]["400"] == 200
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -339,3 +339,21 @@ def test_one_refused_row_among_200_from_the_command_line(sim, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert sim.stats()["requests"] == 2 and "(3/4 batches from cache, 199 of 200 answers from cache)" in done.stdout
     assert all(json.loads(line)["generation"] for line in output.read_text().splitlines())
+
+
+def test_a_refused_image_prompt_fails_its_row_alone(sim, tmp_path):
+    from tasks import ImageGeneration
+    from tasks.models import OpenAIImageGeneration
+
+    sim.configure(refuse_containing=["forbidden"])
+    model = OpenAIImageGeneration(model="sim-images", base_url=sim.base_url, **{"retry_backoff": 0.01})
+    task = ImageGeneration(image_generation_model=model, add_raw_output=False)
+    prompts = [{"prompt": "a red square"}, {"prompt": "something forbidden"}, {"prompt": "a blue circle"}]
+    result = run_tasks(task, prompts, result_storage=str(tmp_path))
+    assert result.complete and result.failed_rows == 1
+    assert [isinstance(r["image"], str) for r in result.rows] == [True, False, True]
+    error = result.rows[1]["distilabel_metadata"]["error_image_generation_0"]
+    assert error["status_code"] == 400 and error["code"] == "content_policy_violation"
+    assert result.rows[1]["distilabel_metadata"]["raw_input_image_generation_0"] == "something forbidden"
+    again = run_tasks(task, prompts, result_storage=str(tmp_path))
+    assert sim.stats()["requests"] == 4 and again.rows[0] == result.rows[0]  # only the refused one again
