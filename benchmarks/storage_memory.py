@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storage import DatasetWriter, filesystem, read_rows, write_rows
-from storage.testing import moto_s3_server
+from distilflow.storage import DatasetWriter, filesystem, read_rows, write_rows
+from distilflow.storage.testing import moto_s3_server
 
 PART_ROWS = 1000
 WORDS = ["distilled", "synthetic", "data", "flows", "through", "prefect", "tasks", "while", "models", "answer",

@@ -70,10 +70,10 @@ def distilflow(args) -> dict:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from storage import DatasetWriter
-    from tasks import TextGeneration
-    from tasks.models import OpenAILLM
-    from tasks.runner import run_tasks
+    from distilflow.storage import DatasetWriter
+    from distilflow.tasks import TextGeneration
+    from distilflow.tasks.models import OpenAILLM
+    from distilflow.tasks.runner import run_tasks
 
     batch = min(args.batch_size, max(1, args.rows // 4))
     task = TextGeneration(
@@ -102,7 +102,7 @@ def distilflow(args) -> dict:
 def defaults(args) -> dict:
     """The text-generation flow as a user runs it, every setting at its default."""
     os.environ.update(OPENAI_BASE_URL=args.base_url, OPENAI_API_KEY="bench")
-    from flows.text_generation import TextGenerationParams, text_generation
+    from distilflow.flows.text_generation import TextGenerationParams, text_generation
 
     source = Path(args.output).with_suffix(".input.jsonl")
     source.write_text("".join(json.dumps(row) + "\n" for row in rows(args.rows)))
@@ -197,7 +197,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
     env.update(PREFECT_HOME=str(work / "prefect"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING")
-    sim, base_url = start([sys.executable, "-m", "tasks.simulator", "--port", "0", "--latency", str(args.latency)], env, r"listening on (\S+)")
+    sim, base_url = start([sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--latency", str(args.latency)], env, r"listening on (\S+)")
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_healthy(f"http://127.0.0.1:{port}/api/health")
@@ -216,7 +216,7 @@ def main() -> None:
                 results["distilflow (cached re-run)"]["requests"] = requests_so_far(base_url) - before
         if args.rate_limit:
             sim.terminate()
-            sim, base_url = start([sys.executable, "-m", "tasks.simulator", "--port", "0", "--latency", str(args.latency),
+            sim, base_url = start([sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--latency", str(args.latency),
                                    "--rate-limit-fraction", str(args.rate_limit), "--retry-after", "0.5"], env, r"listening on (\S+)")
             label = f"distilflow ({args.rate_limit:.0%} answers 429)"
             results[label] = run_child("distilflow", args, env, base_url, work, results=str(work / "results-faults"))

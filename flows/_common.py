@@ -20,9 +20,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError  # noqa: E402
 
-from storage import DatasetWriter, check_readable, check_writable, read_rows  # noqa: E402
-from tasks.errors import BatchesFailedError, DistilflowUserError  # noqa: E402
-from tasks.runner import RunOptions, RunResult, run_tasks  # noqa: E402
+from distilflow.storage import DatasetWriter, check_readable, check_writable, read_rows  # noqa: E402
+from distilflow.tasks.errors import BatchesFailedError, DistilflowUserError  # noqa: E402
+from distilflow.tasks.runner import RunOptions, RunResult, run_tasks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("flows/data")  # relative, so deployments show a path that holds on any worker
@@ -122,7 +122,7 @@ def model_endpoint(settings: ModelSettings, logger: Any) -> Iterator[dict[str, A
     if settings.provider == "openai" or (settings.provider == "auto" and (base_url or key)):
         yield {"model": settings.model, "base_url": base_url, **({"api_key": SecretStr(key)} if key else {})}
         return
-    from tasks.simulator import Simulator
+    from distilflow.tasks.simulator import Simulator
 
     with Simulator() as sim:
         logger.warning(
@@ -253,7 +253,7 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     configuration, with one line naming the fix; 1: the run failed and wrote nothing. A run that
     did not complete ends with its reason as the last line on stderr.
     """
-    from tasks.runner import FAILED_ROWS_STATE_NAME
+    from distilflow.tasks.runner import FAILED_ROWS_STATE_NAME
 
     state = run_flow(cli(params_model, argv), return_state=True)
     if state.is_completed():

@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 import threading
-from pathlib import Path
 from typing import Any, Literal, Union
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flows._common import (  # noqa: E402
+from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
     DATA, ModelSettings, RunSettings, load_rows, main, model_endpoint, run_steps, user_error_state,
 )
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
 
-from storage import check_writable, save_image  # noqa: E402
-from tasks import DistilflowUserError, ImageGeneration  # noqa: E402
-from tasks.models import OpenAIImageGeneration  # noqa: E402
+from distilflow.storage import check_writable, save_image
+from distilflow.tasks import DistilflowUserError, ImageGeneration
+from distilflow.tasks.models import OpenAIImageGeneration
 
 
 class ImageGenerationParams(BaseModel):

@@ -6,22 +6,18 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Literal, Union
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flows._common import (  # noqa: E402
+from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
     DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
     user_error_state,
 )
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
 
-from tasks import DistilflowUserError, TextGeneration, UltraFeedback  # noqa: E402
-from tasks.models import OpenAILLM  # noqa: E402
+from distilflow.tasks import DistilflowUserError, TextGeneration, UltraFeedback
+from distilflow.tasks.models import OpenAILLM
 
 
 class PreferenceDatasetParams(BaseModel):
@@ -64,6 +60,8 @@ def _preference_dataset(params: PreferenceDatasetParams, logger):
             llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
                           **params.judge.client_settings()),
             aspect=params.aspect,
+            # ask for UltraFeedback's JSON (narrowed to the row's generations) rather than its text format
+            use_default_structured_output=True,
             input_mappings={"generations": "generation"},
             output_mappings={"model_name": "judge_model"},
         )

@@ -7,22 +7,18 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Union
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python flows/x.py` from a checkout
-
-from flows._common import (  # noqa: E402  (sets Prefect's environment before Prefect loads)
+from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
     DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
     user_error_state,
 )
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
 
-from tasks import DistilflowUserError, TextGeneration  # noqa: E402
-from tasks.models import OpenAILLM  # noqa: E402
+from distilflow.tasks import DistilflowUserError, TextGeneration
+from distilflow.tasks.models import OpenAILLM
 
 
 class TextGenerationParams(BaseModel):

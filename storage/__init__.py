@@ -7,11 +7,11 @@ write, or a manifest swap), so a reader never sees a half-written dataset under 
 Storage failures surface as `DistilflowUserError`s that name the location and the fix.
 """
 
-from storage.answers import AnswerStore, answer_store, check_answer_store
-from storage.datasets import check_readable, check_writable, read_rows, write_rows
-from storage.filesystems import filesystem
-from storage.images import save_image
-from storage.writer import DatasetWriter
+from distilflow.storage.answers import AnswerStore, answer_store, check_answer_store
+from distilflow.storage.datasets import check_readable, check_writable, read_rows, write_rows
+from distilflow.storage.filesystems import filesystem
+from distilflow.storage.images import save_image
+from distilflow.storage.writer import DatasetWriter
 
 __all__ = [
     "AnswerStore",

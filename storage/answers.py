@@ -1,6 +1,6 @@
 """The persistent store of the answer cache: model answers by key, at a local path or any fsspec URI.
 
-The key is a sha256 hex digest made by the caller (`tasks.answers`); the answer is any JSON value.
+The key is a sha256 hex digest made by the caller (`distilflow.tasks.answers`); the answer is any JSON value.
 
 * Locally, one SQLite database, `<location>/answers.sqlite3` (WAL mode): a lookup is an indexed
   read, thousands of answers commit in one transaction, a killed process loses no committed
@@ -34,9 +34,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from storage.errors import _s3_error_code, storage_errors
-from storage.filesystems import filesystem, is_local
-from tasks.errors import DistilflowUserError
+from distilflow.storage.errors import _s3_error_code, storage_errors
+from distilflow.storage.filesystems import filesystem, is_local
+from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = ["AnswerStore", "answer_store", "check_answer_store"]
 
@@ -250,7 +250,7 @@ class _Objects:
         return f"{self._root}/{key[:2]}/{key}{_SUFFIX}"
 
     def check(self) -> None:
-        from storage.datasets import check_writable
+        from distilflow.storage.datasets import check_writable
 
         check_writable(f"{self._uri}/")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import fsspec
 
-from storage.errors import StorageNotFoundError, bucket_of, storage_errors
-from storage.filesystems import (
+from distilflow.storage.errors import StorageNotFoundError, bucket_of, storage_errors
+from distilflow.storage.filesystems import (
     filesystem,
     is_local,
     join,
@@ -26,7 +26,7 @@ from storage.filesystems import (
     remove_tree_quietly,
     replace,
 )
-from storage.formats import (
+from distilflow.storage.formats import (
     Piece,
     format_of,
     iter_file_rows,
@@ -34,8 +34,8 @@ from storage.formats import (
     write_jsonl,
     write_parquet_stream,
 )
-from storage.writer import MANIFEST, DatasetWriter, Target, resolve_target, staging_token
-from tasks.errors import DistilflowUserError
+from distilflow.storage.writer import MANIFEST, DatasetWriter, Target, resolve_target, staging_token
+from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = ["check_readable", "check_writable", "read_rows", "write_rows"]
 

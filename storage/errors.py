@@ -11,13 +11,13 @@ import contextlib
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from storage.filesystems import (
+from distilflow.storage.filesystems import (
     CREDENTIALS_BLOCK_VARIABLE,
     filesystem,
     known_secrets,
     s3_endpoint,
 )
-from tasks.errors import DistilflowUserError
+from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = ["StorageNotFoundError", "storage_errors", "translate"]
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from tasks.errors import DistilflowUserError
+from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = [
     "CREDENTIALS_BLOCK_VARIABLE",

@@ -21,7 +21,7 @@ from typing import Any
 
 import fsspec
 
-from tasks.errors import DistilflowUserError
+from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = [
     "FORMATS",

@@ -6,9 +6,9 @@ import base64
 import binascii
 import hashlib
 
-from storage.errors import storage_errors
-from storage.filesystems import filesystem, join, write_bytes_atomic
-from tasks.errors import DistilflowUserError
+from distilflow.storage.errors import storage_errors
+from distilflow.storage.filesystems import filesystem, join, write_bytes_atomic
+from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = ["save_image"]
 

@@ -34,8 +34,8 @@ from typing import Any
 import fsspec
 from typing_extensions import Self
 
-from storage.errors import storage_errors
-from storage.filesystems import (
+from distilflow.storage.errors import storage_errors
+from distilflow.storage.filesystems import (
     filesystem,
     is_local,
     join,
@@ -44,7 +44,7 @@ from storage.filesystems import (
     remove_tree_quietly,
     replace,
 )
-from storage.formats import (
+from distilflow.storage.formats import (
     FORMATS,
     Piece,
     format_of,
@@ -54,7 +54,7 @@ from storage.formats import (
     write_parquet_part,
     write_parquet_stream,
 )
-from tasks.errors import DistilflowUserError
+from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = ["MANIFEST", "DatasetWriter", "Target", "resolve_target", "staging_token"]
 

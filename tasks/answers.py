@@ -42,8 +42,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
-from tasks._loop import run_sync
-from tasks.errors import ModelConfigurationError, ModelRequestError
+from distilflow.tasks._loop import run_sync
+from distilflow.tasks.errors import ModelConfigurationError, ModelRequestError
 
 __all__ = [
     "FLUSH_ANSWERS",
@@ -65,7 +65,7 @@ _current: ContextVar[Union[AnswerContext, None]] = ContextVar("distilflow_answer
 
 
 class AnswerStore(Protocol):
-    """Where answers are kept (`storage.answer_store` gives one for a local path or an s3:// URI)."""
+    """Where answers are kept (`distilflow.storage.answer_store` gives one for a local path or an s3:// URI)."""
 
     def get_many(self, keys: list[str]) -> dict[str, Any]: ...
 

@@ -16,15 +16,16 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from typing import Any, Union
+from typing import Annotated, Any, ClassVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
 
-from tasks._state import fresh_private_state
-from tasks.answers import RowFailure, answer, occurrences
-from tasks.errors import DistilflowUserError, InvalidSettingsError
-from tasks.models.base import LLM, ImageGenerationModel
-from tasks.typing import ChatType, FormattedInput, StepColumns
+from distilflow.tasks._state import fresh_private_state
+from distilflow.tasks.answers import RowFailure, answer, occurrences
+from distilflow.tasks.errors import DistilflowUserError, InvalidSettingsError
+from distilflow.tasks.models.base import LLM, ImageGenerationModel
+from distilflow.tasks.runtime_parameters import RuntimeParametersMixin
+from distilflow.tasks.typing import RUNTIME_PARAMETER, ChatType, FormattedInput, StepColumns
 
 __all__ = ["DISTILABEL_METADATA_KEY", "FAILURE_KEY_PREFIX", "ImageTask", "Task", "group_dicts"]
 
@@ -36,7 +37,8 @@ FAILURE_KEY_PREFIX = "error_"
 _logger = logging.getLogger("distilflow.tasks")
 
 
-class _Task(BaseModel, ABC):
+
+class _Task(RuntimeParametersMixin, BaseModel, ABC):
     """What `Task` and `ImageTask` share: columns, mappings, generations, metadata, fallback."""
 
     model_config = ConfigDict(
@@ -49,17 +51,23 @@ class _Task(BaseModel, ABC):
         description="Step name; keys of distilabel_metadata end with it. Default: snake_case class name + '_0'.",
     )
     llm: Any = None
+    # distilabel's: the pipeline the step belongs to (set by `with Pipeline(...)` or passed)
+    pipeline: Any = Field(default=None, exclude=True, repr=False)
     input_mappings: dict[str, str] = Field(
         default_factory=dict, description="task input name -> column it is read from"
     )
     output_mappings: dict[str, str] = Field(
         default_factory=dict, description="task output name -> column it is written to"
     )
-    input_batch_size: PositiveInt = 50
+    input_batch_size: Annotated[PositiveInt, RUNTIME_PARAMETER] = 50
     num_generations: PositiveInt = 1
     group_generations: bool = False
     add_raw_output: bool = True
     add_raw_input: bool = True
+    use_default_structured_output: bool = Field(
+        default=False,
+        description="distilabel's: ask the model for the JSON the task describes in `get_structured_output()`.",
+    )
 
     _loaded: bool = PrivateAttr(default=False)
 
@@ -69,7 +77,7 @@ class _Task(BaseModel, ABC):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise InvalidSettingsError(_refused_arguments(type(self).__name__, e)) from None
+            raise InvalidSettingsError.from_validation(type(self).__name__, e) from None
 
     def model_post_init(self, __context: Any) -> None:
         if self.name is None:
@@ -87,14 +95,26 @@ class _Task(BaseModel, ABC):
     # -- what a task declares ------------------------------------------------------------------
 
     @property
-    @abstractmethod
     def inputs(self) -> StepColumns:
         """Input column names, or name -> required."""
+        return []
 
     @property
-    @abstractmethod
     def outputs(self) -> StepColumns:
         """Output column names, or name -> required (`model_name` is added by the framework)."""
+        return []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Columns declared as class attributes (`inputs: list[str] = ["instruction"]`, as some
+        # distilabel code does) become read-only properties before pydantic would make them fields.
+        for name in ("inputs", "outputs"):
+            value = cls.__dict__.get(name)
+            if isinstance(value, (list, tuple, dict)):
+                setattr(cls, name, property(lambda self, columns=value: columns))
+                if "__annotations__" not in cls.__dict__:
+                    cls.__annotations__ = {}
+                cls.__annotations__[name] = ClassVar[Any]  # a class-level declaration, not a field
+        super().__init_subclass__(**kwargs)
 
     @abstractmethod
     def format_input(self, input: dict[str, Any]) -> FormattedInput:
@@ -120,7 +140,36 @@ class _Task(BaseModel, ABC):
             raise DistilflowUserError(f"Task '{self.name}' has no model: pass `llm=`.")
         if not getattr(self.llm, "is_loaded", False):
             self.llm.load()
+        self._set_default_structured_output()
         self._loaded = True
+
+    def get_structured_output(self) -> Union[dict[str, Any], None]:
+        """The JSON schema of this task's answer, for `use_default_structured_output` (None: it has none)."""
+        return None
+
+    def _set_default_structured_output(self) -> None:
+        """With `use_default_structured_output`, the model is asked for `get_structured_output()`'s JSON.
+
+        As in distilabel, a structured output already set on the model by hand wins.
+        """
+        schema = self.get_structured_output() if self.use_default_structured_output else None
+        if schema is None or getattr(self.llm, "structured_output", None):
+            return
+        if "structured_output" not in type(self.llm).model_fields:
+            raise DistilflowUserError(
+                f"Task '{self.name}': use_default_structured_output=True, but {type(self.llm).__name__} cannot be "
+                "asked for structured output; use a client that can (OpenAILLM, InferenceEndpointsLLM) or turn it off."
+            )
+        self.llm.structured_output = {"format": "json", "schema": schema}
+
+    def fallback_reason(self, output: Any, input: dict[str, Any], columns: dict[str, Any]) -> Union[str, None]:
+        """Why `columns`, what `format_output` made of `output` for the row `input`, hold no result, if so.
+
+        distilabel's tasks answer an unparsable output with `None` columns instead of raising;
+        naming the reason here marks such a row as a fallback (`fallback_reason_<name>`, counted
+        and shown like the rest) without changing what `format_output` returns.
+        """
+        return None
 
     def unload(self) -> None:
         if self.llm is not None:
@@ -207,7 +256,7 @@ class _Task(BaseModel, ABC):
             if _is_empty(raw_output):
                 raise _EmptyOutput()
             columns = dict(self.format_output(raw_output, input))
-            reason = None
+            reason = self.fallback_reason(raw_output, input, columns)
         except Exception as e:  # noqa: BLE001 - any formatting failure becomes a fallback row
             reason = EMPTY_OUTPUT_REASON if isinstance(e, _EmptyOutput) else f"{type(e).__name__}: {e}"
             _logger.warning("Task '%s' failed to format output: %s. Saving raw response.", self.name, reason)
@@ -240,7 +289,7 @@ class _Task(BaseModel, ABC):
     def _answers(self, rows: list[dict[str, Any]], formatted: list[FormattedInput]) -> list[Any]:
         """The model's answer for each formatted input, or a `RowFailure` where its request failed.
 
-        Inside a run, answers come from the answer cache when it has them (see `tasks.answers`).
+        Inside a run, answers come from the answer cache when it has them (see `distilflow.tasks.answers`).
         """
         return answer(
             self.llm, formatted, self.num_generations, self.llm.get_generation_kwargs(),
@@ -312,7 +361,7 @@ class _Task(BaseModel, ABC):
 
     def print(self, sample_input: Union[FormattedInput, None] = None) -> None:
         """Render the formatted prompt of a sample (or the given) input with rich."""
-        from tasks._printing import print_prompt
+        from distilflow.tasks._printing import print_prompt
 
         model_name = getattr(self.llm, "model_name", None) if self.llm is not None else None
         print_prompt(
@@ -422,16 +471,7 @@ def _columns(columns: StepColumns) -> dict[str, bool]:
     return dict.fromkeys(columns, True)
 
 
-def _refused_arguments(owner: str, error: ValidationError) -> str:
-    problems = []
-    for item in error.errors(include_url=False):
-        name = ".".join(str(part) for part in item["loc"]) or "arguments"
-        given = "" if item["type"] == "missing" else f"={item['input']!r:.80}"
-        problems.append(f"{name}{given}: {item['msg']}")
-    fix = "Fix this argument." if len(problems) == 1 else "Fix these arguments."
-    return f"{owner}: {'; '.join(problems)}. {fix}"
-
-
 def _snake_case(name: str) -> str:
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    """distilabel's default step names: an underscore before every capital but the first
+    (`APIGenGenerator` -> `a_p_i_gen_generator`), so `distilabel_metadata` keys match."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

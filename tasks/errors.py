@@ -30,15 +30,29 @@ class DistilflowError(Exception):
     """Base class of every error distilflow raises on purpose."""
 
 
-class DistilflowUserError(DistilflowError):
-    """Bad configuration or bad input rows; the message names the problem and the fix."""
+class DistilflowUserError(DistilflowError, ValueError):
+    """Bad configuration or bad input rows; the message names the problem and the fix.
+
+    Also a ValueError, as distilabel's DistilabelUserError is, so `except ValueError` catches it.
+    """
 
 
 class InvalidSettingsError(DistilflowUserError, ValueError):
-    """Arguments a task refuses (a wrong type, a value out of range), in one line.
+    """Arguments a task or model client refuses (a wrong type, a value out of range), in one line.
 
     Also a ValueError, as the pydantic error it replaces was, so `except ValueError` still works.
     """
+
+    @classmethod
+    def from_validation(cls, owner: str, error: Any) -> InvalidSettingsError:
+        """One line naming each refused argument, instead of pydantic's multi-line report."""
+        problems = []
+        for item in error.errors(include_url=False):
+            name = ".".join(str(part) for part in item["loc"]) or "arguments"
+            given = "" if item["type"] == "missing" else f"={item['input']!r:.80}"
+            problems.append(f"{name}{given}: {item['msg']}")
+        fix = "Fix this argument." if len(problems) == 1 else "Fix these arguments."
+        return cls(f"{owner}: {'; '.join(problems)}. {fix}")
 
 
 class BatchesFailedError(DistilflowError):

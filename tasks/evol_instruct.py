@@ -9,10 +9,10 @@ from typing import Any, Union
 
 from pydantic import Field, PositiveInt, field_validator
 
-from tasks.answers import RowFailure, answer, occurrences
-from tasks.base import DISTILABEL_METADATA_KEY, EMPTY_OUTPUT_REASON, FAILURE_KEY_PREFIX, Task
-from tasks.errors import DistilflowUserError
-from tasks.typing import ChatType, StepColumns
+from distilflow.tasks.answers import RowFailure, answer, occurrences
+from distilflow.tasks.base import DISTILABEL_METADATA_KEY, EMPTY_OUTPUT_REASON, FAILURE_KEY_PREFIX, Task
+from distilflow.tasks.errors import DistilflowUserError
+from distilflow.tasks.typing import ChatType, StepColumns
 
 __all__ = ["MUTATION_TEMPLATES", "EvolInstruct"]
 
@@ -28,9 +28,10 @@ _REWRITE = (
     "#Given Prompt#:\n<PROMPT>\n\n#Rewritten Prompt#:\n"
 )
 
+# distilabel's names (users pick and drop templates by name); the texts are distilflow's own.
 MUTATION_TEMPLATES: dict[str, str] = {
     "CONSTRAINTS": _REWRITE.format(how="Rewrite it by adding exactly one extra constraint or requirement."),
-    "DEEPEN": _REWRITE.format(
+    "DEEPENING": _REWRITE.format(
         how="Where the prompt asks about a particular issue, rewrite it so it asks about that issue "
         "in more depth and from more angles."
     ),
@@ -50,20 +51,24 @@ MUTATION_TEMPLATES: dict[str, str] = {
     ),
 }
 
+#: Models often repeat the template's closing label ("#Rewritten Prompt#:") before the new prompt.
+_LABEL_END = "Prompt#:"
+
 
 @dataclass
 class _Evolution:
     """One row's journey: every request made for it, and where it stopped if it did."""
 
     original: str
-    instructions: list[str] = field(default_factory=list)
+    repeat: int = 0  # earlier rows of the step with the same instruction (see distilflow.tasks.answers)
+    instructions: list[str] = field(default_factory=list)  # one per round, cleaned
     answers: list[str] = field(default_factory=list)
-    raw_inputs: list[ChatType] = field(default_factory=list)
+    raw_inputs: list[ChatType] = field(default_factory=list)  # every request, rounds then answers
     raw_outputs: list[Union[str, None]] = field(default_factory=list)
-    statistics: list[dict[str, Any]] = field(default_factory=list)
-    failure: Union[str, None] = None  # why the row keeps raw outputs (a fallback)
-    error: Union[RowFailure, None] = None  # a request of the row failed
-    repeat: int = 0  # earlier rows of the step with the same instruction (see tasks.answers)
+    round_statistics: list[dict[str, Any]] = field(default_factory=list)  # one per answered round
+    answer_statistics: list[dict[str, Any]] = field(default_factory=list)  # one per answer received
+    stopped: Union[str, None] = None  # why the row has no outputs (fallback or failed request)
+    error: Union[RowFailure, None] = None  # the request that failed, when one did
 
     @property
     def latest(self) -> str:
@@ -76,22 +81,31 @@ class EvolInstruct(Task):
     Each round applies one of `mutation_templates` (its `<PROMPT>` replaced by the current
     instruction), chosen from the original instruction, `seed` and the round number, so a row
     evolves the same way whatever batch it is in and cached batches stay valid. Every round is
-    one `generate` call for the whole batch; answers, when asked for, are one more call.
+    one `generate` call for the whole batch; answers, when asked for, are one more call. The text
+    after the last `Prompt#:` of an answer (all of it when there is none), stripped, is the
+    evolved instruction.
 
-    Output columns: `evolved_instruction` (the last one), or `evolved_instructions` (every round,
-    preceded by the original when `include_original_instruction`) with `store_evolutions`;
-    with `generate_answers`, `answer` (to the last instruction) or `answers` (one per evolved
-    instruction, none for the original); and `model_name`.
+    Output columns, as in distilabel: `evolved_instruction` (the last one), or with
+    `store_evolutions` `evolved_instructions` (every round, preceded by the original when
+    `include_original_instruction`); with `generate_answers`, `answer` (to the last instruction)
+    or with `store_evolutions` `answers` (one per entry of `evolved_instructions`, the original
+    included); and `model_name`.
 
-    `distilabel_metadata` holds lists with one entry per request made for the row, in order
-    (rounds, then answers): `raw_input_<name>`, `raw_output_<name>`, and `statistics_<name>` as
-    `{"input_tokens": [...], "output_tokens": [...]}`. A row whose round or answer came back empty
-    stops there and falls back: outputs `None`, `fallback_reason_<name>` set, nothing dropped.
+    `distilabel_metadata` holds, as in distilabel, `statistics_instruction_<name>` (without
+    `generate_answers`) or `statistics_answer_<name>` (with it): `{"input_tokens": [...],
+    "output_tokens": [...]}` with one entry per request of the row (its rounds, or its answers).
+    No raw inputs or outputs are kept for a row that completes.
+
+    A row whose round or answer came back empty stops there and falls back: outputs `None`,
+    `fallback_reason_<name>` set; a row whose request failed gets `error_<name>` instead. Such a
+    row also keeps, for each request made for it (rounds, then answers), `raw_input_<name>` and
+    `raw_output_<name>` (as `add_raw_input`/`add_raw_output` allow), and the statistics of both
+    stages. No row is dropped.
 
     `num_generations` must be 1; `group_generations` has no effect (one row per input).
     """
 
-    num_evolutions: PositiveInt = 1
+    num_evolutions: PositiveInt
     store_evolutions: bool = False
     generate_answers: bool = False
     include_original_instruction: bool = False
@@ -127,10 +141,15 @@ class EvolInstruct(Task):
 
     @property
     def outputs(self) -> StepColumns:
-        columns = ["evolved_instructions" if self.store_evolutions else "evolved_instruction"]
+        columns = ["evolved_instructions" if self.store_evolutions else "evolved_instruction", "model_name"]
         if self.generate_answers:
             columns.append("answers" if self.store_evolutions else "answer")
-        return [*columns, "model_name"]
+        return columns
+
+    @property
+    def mutation_templates_names(self) -> list[str]:
+        """The names (keys) of `mutation_templates`, as in distilabel."""
+        return list(self.mutation_templates)
 
     def format_input(self, input: Union[dict[str, Any], str]) -> ChatType:
         """A row gives its first-round mutation prompt; a string (distilabel's call) is sent as is."""
@@ -144,18 +163,24 @@ class EvolInstruct(Task):
             )
         return self._mutation(instruction, instruction, 0)
 
-    def format_output(self, output: dict[str, Any], input: Union[dict[str, Any], None] = None) -> dict[str, Any]:
-        """Output columns from `{"instructions": [one per round], "answers": [...] or None}`."""
-        instructions, answers = output["instructions"], output.get("answers")
-        if self.store_evolutions:
-            original = [input["instruction"]] if self.include_original_instruction and input else []
-            columns: dict[str, Any] = {"evolved_instructions": original + list(instructions)}
-            if self.generate_answers:
+    def format_output(  # type: ignore[override]  # distilabel's signature
+        self, instructions: Union[str, list[str]], answers: Union[list[str], None] = None
+    ) -> dict[str, Any]:
+        """distilabel's: the output columns from a row's instructions and answers.
+
+        `instructions` is what `evolved_instructions` shows (with `store_evolutions`), of which
+        only the last is kept otherwise; `answers` are theirs, one each.
+        """
+        instructions = [instructions] if isinstance(instructions, str) else list(instructions)
+        columns: dict[str, Any] = (
+            {"evolved_instructions": instructions} if self.store_evolutions else {"evolved_instruction": instructions[-1]}
+        )
+        if self.generate_answers and answers:
+            if self.store_evolutions:
                 columns["answers"] = list(answers)
-        else:
-            columns = {"evolved_instruction": instructions[-1]}
-            if self.generate_answers:
+            else:
                 columns["answer"] = answers[-1]
+        columns["model_name"] = self.llm.model_name
         return columns
 
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -163,91 +188,120 @@ class EvolInstruct(Task):
         for evolution, repeat in zip(evolutions, occurrences(self, rows) or []):
             evolution.repeat = repeat
         for round in range(self.num_evolutions):
-            alive = [e for e in evolutions if e.failure is None]
+            alive = [e for e in evolutions if e.stopped is None]
             prompts = [self._mutation(e.original, e.latest, round) for e in alive]
-            for evolution, text in zip(alive, self._ask(alive, prompts, f"evolution round {round + 1}")):
-                if evolution.failure is None:
+            texts = self._ask(alive, prompts, f"evolution round {round + 1}", answers=False)
+            for evolution, text in zip(alive, texts):
+                if evolution.stopped is None:
                     evolution.instructions.append(text)
         if self.generate_answers:
-            # with store_evolutions every evolved instruction is answered, as distilabel does
-            pairs = [
-                (e, instruction)
-                for e in evolutions
-                if e.failure is None
-                for instruction in (e.instructions if self.store_evolutions else e.instructions[-1:])
-            ]
-            prompts = [self.format_input(instruction) for _, instruction in pairs]
+            # one answer per instruction the row shows, so answers line up with them one to one
+            pairs = [(e, instruction) for e in evolutions if e.stopped is None for instruction in self._shown(e)]
             askers = [e for e, _ in pairs]
-            for evolution, text in zip(askers, self._ask(askers, prompts, "answer")):
-                if evolution.failure is None:
+            prompts = [self.format_input(instruction) for _, instruction in pairs]
+            for evolution, text in zip(askers, self._ask(askers, prompts, "answer", answers=True)):
+                if evolution.stopped is None:
                     evolution.answers.append(text)
         return [self._row(row, evolution) for row, evolution in zip(rows, evolutions)]
 
+    def _shown(self, evolution: _Evolution) -> list[str]:
+        """The instructions a row shows (and, with `generate_answers`, answers): distilabel's choice."""
+        if not self.store_evolutions:
+            return evolution.instructions[-1:]
+        original = [evolution.original] if self.include_original_instruction else []
+        return original + evolution.instructions
+
     def _mutation(self, original: str, current: str, round: int) -> ChatType:
         # seeded by the original instruction, not the batch, so results are cacheable per row
-        name = random.Random(f"{self.seed}:{original}:{round}").choice(list(self.mutation_templates))
+        name = random.Random(f"{self.seed}:{original}:{round}").choice(self.mutation_templates_names)
         return [{"role": "user", "content": self.mutation_templates[name].replace("<PROMPT>", current)}]
 
-    def _ask(self, evolutions: list[_Evolution], prompts: list[ChatType], stage: str) -> list[Union[str, None]]:
-        """One `generate` call for the batch; each request is recorded on its row."""
+    def _ask(
+        self, evolutions: list[_Evolution], prompts: list[ChatType], stage: str, *, answers: bool
+    ) -> list[Union[str, None]]:
+        """One `generate` call for the batch; each request is recorded on its row.
+
+        Returns each request's usable text (an evolved instruction, cleaned, or an answer), or
+        None where the request failed or came back empty, which stops its row.
+        """
         if not prompts:
             return []
         outputs = answer(
             self.llm, prompts, 1, self.llm.get_generation_kwargs(),
             occurrences=[e.repeat for e in evolutions], row_failures=True,
         )
-        texts = []
+        texts: list[Union[str, None]] = []
         for evolution, prompt, output in zip(evolutions, prompts, outputs):
+            evolution.raw_inputs.append(prompt)
             if isinstance(output, RowFailure):
-                evolution.raw_inputs.append(prompt)
                 evolution.raw_outputs.append(None)
-                evolution.statistics.append({})
-                evolution.error = evolution.error or output
-                evolution.failure = evolution.failure or output.reason()
+                if evolution.stopped is None:
+                    evolution.error, evolution.stopped = output, output.reason()
                 texts.append(None)
                 continue
-            text = output["generations"][0]
+            raw = output["generations"][0]
+            evolution.raw_outputs.append(raw)
             stats = output.get("statistics") or {}
-            evolution.raw_inputs.append(prompt)
-            evolution.raw_outputs.append(text)
-            evolution.statistics.append(
-                {k: v[0] for k, v in stats.items() if isinstance(v, list) and v and v[0] is not None}
-            )
-            if (text is None or not text.strip()) and evolution.failure is None:
-                evolution.failure = EMPTY_OUTPUT_REASON
-                _logger.warning(
-                    "Task '%s': %s (%s) for instruction %.60r; the row keeps its raw outputs.",
-                    self.name, EMPTY_OUTPUT_REASON, stage, evolution.original,
-                )
+            stats = {k: v[0] if isinstance(v, list) and v else v for k, v in stats.items()}
+            if stats:
+                (evolution.answer_statistics if answers else evolution.round_statistics).append(stats)
+            text = raw if answers or raw is None else raw.split(_LABEL_END)[-1].strip()
+            if text is None or not text.strip():
+                if evolution.stopped is None:
+                    evolution.stopped = EMPTY_OUTPUT_REASON
+                    _logger.warning(
+                        "Task '%s': %s (%s) for instruction %.60r; the row keeps its raw outputs.",
+                        self.name, EMPTY_OUTPUT_REASON, stage, evolution.original,
+                    )
+                text = None
             texts.append(text)
         return texts
 
     def _row(self, row: dict[str, Any], evolution: _Evolution) -> dict[str, Any]:
-        reason = evolution.failure
+        reason = evolution.stopped
         columns: dict[str, Any] = {}
+        metadata: dict[str, Any] = {}
         if reason is None:
             try:
-                columns = self.format_output(
-                    {"instructions": evolution.instructions, "answers": evolution.answers}, row
+                columns = dict(
+                    self.format_output(self._shown(evolution), evolution.answers if self.generate_answers else None)
                 )
             except Exception as e:  # noqa: BLE001 - a formatting failure becomes a fallback row
                 reason = f"{type(e).__name__}: {e}"
                 _logger.warning("Task '%s' failed to format output: %s. Saving raw response.", self.name, reason)
-        if reason is not None:
+        if reason is None:
+            stage, statistics = (
+                ("answer", evolution.answer_statistics)
+                if self.generate_answers
+                else ("instruction", evolution.round_statistics)
+            )
+            if statistics:
+                metadata[f"statistics_{stage}_{self.name}"] = _by_key(statistics)
+        else:
             columns = {c: None for c in self.get_outputs() if c != "model_name"}
-        metadata: dict[str, Any] = {}
-        if self.add_raw_output:
-            metadata[f"raw_output_{self.name}"] = evolution.raw_outputs
-        if self.add_raw_input:
-            metadata[f"raw_input_{self.name}"] = evolution.raw_inputs
-        if any(evolution.statistics):
-            metadata[f"statistics_{self.name}"] = {
-                key: [s.get(key) for s in evolution.statistics] for key in ("input_tokens", "output_tokens")
-            }
-        if evolution.error is not None:
-            metadata[f"{FAILURE_KEY_PREFIX}{self.name}"] = evolution.error.metadata()
-        elif reason is not None:
-            metadata[f"fallback_reason_{self.name}"] = reason
+            if self.add_raw_output:
+                metadata[f"raw_output_{self.name}"] = evolution.raw_outputs
+            if self.add_raw_input:
+                metadata[f"raw_input_{self.name}"] = evolution.raw_inputs
+            for stage, statistics in (
+                ("instruction", evolution.round_statistics),
+                ("answer", evolution.answer_statistics),
+            ):
+                if statistics:
+                    metadata[f"statistics_{stage}_{self.name}"] = _by_key(statistics)
+            if evolution.error is not None:
+                metadata[f"{FAILURE_KEY_PREFIX}{self.name}"] = evolution.error.metadata()
+            else:
+                metadata[f"fallback_reason_{self.name}"] = reason
+        prior = row.get(DISTILABEL_METADATA_KEY)
+        if isinstance(prior, dict):  # an upstream step's metadata: keep it next to this step's
+            metadata = {**prior, **metadata}
         if metadata:
             columns[DISTILABEL_METADATA_KEY] = metadata
         return {**row, **columns, "model_name": self.llm.model_name}
+
+
+def _by_key(statistics: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Per-request statistics as one list per key (`{"input_tokens": [...], ...}`), in request order."""
+    keys = list(dict.fromkeys(key for stats in statistics for key in stats))
+    return {key: [stats.get(key) for stats in statistics] for key in keys}

@@ -8,9 +8,9 @@ import jinja2
 import jinja2.meta
 from pydantic import Field, PrivateAttr, field_validator
 
-from tasks.base import Task
-from tasks.errors import DistilflowUserError
-from tasks.typing import ChatType, StepColumns
+from distilflow.tasks.base import Task
+from distilflow.tasks.errors import DistilflowUserError
+from distilflow.tasks.typing import ChatType, StepColumns
 
 __all__ = ["ChatGeneration", "TextGeneration"]
 
@@ -20,13 +20,19 @@ _jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newl
 class TextGeneration(Task):
     """Generate text from a jinja2 `template` filled with the row's `columns`.
 
-    The default template is `{{ instruction }}` over the `instruction` column. A `system_prompt`
-    column in the row wins over the `system_prompt` attribute.
+    The default template is `{{ instruction }}` over the `instruction` column, which must hold
+    text. Other columns may hold anything the template can render (lists of few-shot examples
+    looped over with `{% for %}`, dicts, numbers). A `system_prompt` column in the row wins over
+    the `system_prompt` attribute (with `use_system_prompt`, distilabel's deprecated switch, on).
+    The template is checked against `columns` in `load()`, as distilabel does.
 
     Output columns: `generation`, `model_name`.
     """
 
     system_prompt: Union[str, None] = None
+    use_system_prompt: bool = Field(
+        default=True, description="distilabel's (deprecated): use the row's `system_prompt` column when it has one."
+    )
     template: str = Field(default="{{ instruction }}", description="jinja2 template of the user message")
     columns: Union[str, list[str]] = Field(
         default="instruction", validate_default=True, description="columns the template uses"
@@ -39,12 +45,16 @@ class TextGeneration(Task):
     def _as_list(cls, value: Union[str, list[str]]) -> list[str]:
         return [value] if isinstance(value, str) else list(value)
 
-    def model_post_init(self, __context: Any) -> None:
+    def load(self) -> None:
+        super().load()
         self._template = _compile(self.template, self.columns, type(self).__name__)
-        super().model_post_init(__context)
+
+    def unload(self) -> None:
+        super().unload()
+        self._template = None
 
     def render_template(self, input: dict[str, Any]) -> str:
-        if self._template is None:  # after unpickling
+        if self._template is None:  # not loaded (a notebook's format_input, or after unpickling)
             self._template = _compile(self.template, self.columns, type(self).__name__)
         return self._template.render(**{c: input[c] for c in self.columns})
 
@@ -58,15 +68,10 @@ class TextGeneration(Task):
 
     def format_input(self, input: dict[str, Any]) -> ChatType:
         for column in self.columns:
-            value = input.get(column)
-            if not isinstance(value, str):
-                got = "None (an empty value)" if value is None else f"{type(value).__name__}: {value!r:.80}"
-                raise DistilflowUserError(
-                    f"column '{column}' must be a string for {type(self).__name__}, got {got}; "
-                    "give every row text there (fix or drop this row)."
-                )
+            _check_value(column, input.get(column), plain_text=self.columns == ["instruction"])
         messages: ChatType = [{"role": "user", "content": self.render_template(input)}]
-        system_prompt = input.get("system_prompt", self.system_prompt)
+        row_prompt = input.get("system_prompt") if self.use_system_prompt else None
+        system_prompt = row_prompt or self.system_prompt
         if system_prompt is not None:
             if not isinstance(system_prompt, str):
                 raise DistilflowUserError(f"column 'system_prompt' must be a string, got {type(system_prompt).__name__}")
@@ -75,6 +80,25 @@ class TextGeneration(Task):
 
     def format_output(self, output: Union[str, None], input: Union[dict[str, Any], None] = None) -> dict[str, Any]:
         return {"generation": output}
+
+
+def _check_value(column: str, value: Any, *, plain_text: bool) -> None:
+    """The default `instruction` column holds text; any column holds a value (None is a data error)."""
+    if plain_text and _is_chat(value):
+        raise DistilflowUserError(
+            f"Providing `{column}` formatted as an OpenAI chat / conversation is deprecated (distilabel) and not "
+            "supported; use ChatGeneration with the conversation in a `messages` column instead."
+        )
+    if value is None or (plain_text and not isinstance(value, str)):
+        raise DistilflowUserError(
+            f"Input `{column}` must be a string. Got: {str(value)[:80]}. Give every row text there (fix or drop this row)."
+            if plain_text
+            else f"Input `{column}` is empty (None); give every row a value there (fix or drop this row)."
+        )
+
+
+def _is_chat(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
 class ChatGeneration(Task):
@@ -107,7 +131,7 @@ class ChatGeneration(Task):
                 raise DistilflowUserError(f"message {i} has unknown role {message['role']!r}")
         if messages[-1]["role"] != "user":
             raise DistilflowUserError(
-                f"the last message must be the user's, got role {messages[-1]['role']!r}; "
+                f"The last message must be from the user, got role {messages[-1]['role']!r}; "
                 "end the conversation with the user turn to answer."
             )
         return messages

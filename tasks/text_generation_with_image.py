@@ -5,18 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import re
 from typing import Any, Literal
 
-from tasks.errors import DistilflowUserError
-from tasks.text_generation import TextGeneration
-from tasks.typing import ChatType, FormattedInput, StepColumns
+from distilflow.tasks.errors import DistilflowUserError
+from distilflow.tasks.images import image_to_str
+from distilflow.tasks.text_generation import TextGeneration
+from distilflow.tasks.typing import ChatType, FormattedInput, StepColumns
 
 __all__ = ["TextGenerationWithImage"]
 
-_HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-# PIL modes the PNG encoder writes directly; anything else (CMYK, YCbCr, ...) is converted first
-_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 
 class TextGenerationWithImage(TextGeneration):
@@ -24,10 +21,10 @@ class TextGenerationWithImage(TextGeneration):
 
     `image_type` says what the `image` column holds:
 
-    * `"url"`: a URL (http(s), or a `data:` URI) sent as is;
+    * `"url"`: a URL (http(s), or a `data:` URI) sent as is (like distilabel, not checked further);
     * `"base64"`: base64 image bytes, sent as a `data:image/<format>;base64,...` URI whose format
       (png, jpeg, webp, gif) is read from the bytes themselves, jpeg when unrecognised;
-    * `"PIL"`: a `PIL.Image.Image`, encoded as PNG.
+    * `"PIL"`: a `PIL.Image.Image`, sent as JPEG (as distilabel sends it).
 
     The user message is OpenAI's content-parts form: the rendered template as a text part, then
     the image as an `image_url` part. Output columns: `generation`, `model_name`.
@@ -61,7 +58,7 @@ class TextGenerationWithImage(TextGeneration):
 
     def _image_url(self, image: Any) -> str:
         if self.image_type == "url":
-            if not isinstance(image, str) or not _HAS_SCHEME.match(image.strip()):
+            if not isinstance(image, str) or not image.strip():
                 raise DistilflowUserError(
                     f"column 'image' must be a URL string (https://... or data:image/...) with "
                     f"image_type='url', got {_describe(image)}; set image_type='base64' or 'PIL' to match your data."
@@ -72,7 +69,7 @@ class TextGenerationWithImage(TextGeneration):
         return _pil_data_uri(image)
 
     def _sample_input(self) -> FormattedInput:
-        from tasks.models.testing import tiny_png
+        from distilflow.tasks.models.testing import tiny_png
 
         if self.image_type == "url":
             image: Any = "https://example.com/<PLACEHOLDER_IMAGE>.jpg"
@@ -105,17 +102,16 @@ def _data_uri(image: Any) -> str:
 
 
 def _pil_data_uri(image: Any) -> str:
+    """A PIL image as a JPEG data URI, as distilabel sends it (JPEG has no alpha: RGB first)."""
     from PIL import Image
 
     if not isinstance(image, Image.Image):
         raise DistilflowUserError(
             f"column 'image' must be a PIL.Image.Image with image_type='PIL', got {_describe(image)}"
         )
-    if image.mode not in _PNG_MODES:
-        image = image.convert("RGBA")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    return f"data:image/jpeg;base64,{image_to_str(image, 'JPEG')}"
 
 
 def _image_format(data: bytes) -> str:

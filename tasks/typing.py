@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple, TypedDict, Union
+from typing import Annotated, Any, Dict, List, Tuple, TypedDict, TypeVar, Union
+
+from pydantic import Field
 
 __all__ = [
     "ChatItem",
@@ -11,6 +13,7 @@ __all__ = [
     "GenerateOutput",
     "ImageGenerateOutput",
     "LLMStatistics",
+    "RuntimeParameter",
     "StepColumns",
     "StructuredOutputType",
 ]
@@ -49,3 +52,11 @@ class GenerateOutput(TypedDict, total=False):
 
 ImageGenerateOutput = List[Dict[str, Any]]
 """What an image model returns for one input: one `{"images": [base64, ...]}` per generation."""
+
+_T = TypeVar("_T")
+
+#: The mark of a run-time parameter in a field's annotation (see distilflow.tasks.runtime_parameters).
+RUNTIME_PARAMETER = "distilflow_runtime_parameter"
+
+RuntimeParameter = Annotated[Union[_T, None], Field(default=None), RUNTIME_PARAMETER]
+"""A setting that may be left unset when a step is built and given when it runs (`RuntimeParameter[int]`)."""

@@ -1,16 +1,10 @@
 import os
-import pathlib
 import sys
 
 # No network beyond loopback: Prefect must not try to send telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
-# Tests import the packages of this checkout, whatever else is installed.
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import pytest  # noqa: E402
 
@@ -36,7 +30,7 @@ def prefect_api():
 
 @pytest.fixture(scope="session")
 def simulator():
-    from tasks.simulator import Simulator
+    from distilflow.tasks.simulator import Simulator
 
     with Simulator() as sim:
         yield sim
@@ -45,7 +39,7 @@ def simulator():
 @pytest.fixture
 def sim(simulator):
     """The session's simulator, with default behaviour and zeroed counters."""
-    from tasks.simulator import SimulatorConfig
+    from distilflow.tasks.simulator import SimulatorConfig
 
     simulator.configure(**SimulatorConfig().model_dump())  # every field back to its default
     simulator.reset()
@@ -58,7 +52,7 @@ def sim(simulator):
 @pytest.fixture(scope="session")
 def s3_server():
     """A moto S3 server on 127.0.0.1 for the session; yields its endpoint URL."""
-    from storage.testing import moto_s3_server
+    from distilflow.storage.testing import moto_s3_server
 
     with moto_s3_server() as url:
         yield url
@@ -83,7 +77,7 @@ def s3(s3_server, monkeypatch):
     """Environment pointing at the moto server, and a fresh bucket; `.uri(path)` -> "s3://bucket/path"."""
     import uuid
 
-    from storage.filesystems import clear_cache
+    from distilflow.storage.filesystems import clear_cache
 
     for name in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_PROFILE",
                  "DISTILFLOW_S3_CREDENTIALS_BLOCK"):
@@ -109,3 +103,10 @@ def deployed(tmp_path_factory):
         yield environment.start()
     finally:
         environment.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The count of distilabel's own tests run against distilflow, where the test command ends."""
+    suite = sys.modules.get("test_distilabel_suite")
+    for line in getattr(suite, "SUMMARY", []):
+        terminalreporter.write_line(line)

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from tasks._loop import run_sync
-from tasks.models import OpenAILLM
-from tasks.models._concurrency import AdaptiveLimit
-from tasks.simulator import Simulator
+from distilflow.tasks._loop import run_sync
+from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.models._concurrency import AdaptiveLimit
+from distilflow.tasks.simulator import Simulator
 
 
 def shared_loop_limit(llm: OpenAILLM) -> AdaptiveLimit:

@@ -17,12 +17,12 @@ from flow_runs import llm, rows, run
 from prefect.settings import PREFECT_API_URL
 from pydantic import BaseModel
 
-from storage import answer_store
-from tasks import DistilflowUserError, Task, TextGeneration
-from tasks.answers import request_key
-from tasks.models import DummyAsyncLLM, OpenAILLM
-from tasks.runner import run_tasks
-from tasks.simulator import Simulator
+from distilflow.storage import answer_store
+from distilflow.tasks import DistilflowUserError, Task, TextGeneration
+from distilflow.tasks.answers import request_key
+from distilflow.tasks.models import DummyAsyncLLM, OpenAILLM
+from distilflow.tasks.runner import run_tasks
+from distilflow.tasks.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 # -- what the key sees -----------------------------------------------------------------------------
@@ -97,9 +97,9 @@ def test_a_prompt_in_a_helper_or_a_file_is_in_the_key(sim, tmp_path, monkeypatch
 USER_TASK = '''
 import os, sys
 from prefect import flow
-from tasks import Task
-from tasks.models import OpenAILLM
-from tasks.runner import run_tasks
+from distilflow.tasks import Task
+from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.runner import run_tasks
 
 SYSTEM = os.environ["SYSTEM_PROMPT"]  # read once, at import: the prompt is not in any task field
 
@@ -136,7 +136,7 @@ def test_a_module_level_prompt_change_resends_in_a_new_process(sim, tmp_path):
     script.write_text(textwrap.dedent(USER_TASK))
     storage = tmp_path / "answers"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_API_URL=PREFECT_API_URL.value(), PYTHONPATH=str(ROOT))
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
 
     def run_with(prompt: str) -> str:
         done = subprocess.run([sys.executable, str(script), sim.base_url, str(storage)], cwd=tmp_path,
@@ -342,8 +342,8 @@ def test_one_refused_row_among_200_from_the_command_line(sim, tmp_path):
 
 
 def test_a_refused_image_prompt_fails_its_row_alone(sim, tmp_path):
-    from tasks import ImageGeneration
-    from tasks.models import OpenAIImageGeneration
+    from distilflow.tasks import ImageGeneration
+    from distilflow.tasks.models import OpenAIImageGeneration
 
     sim.configure(refuse_containing=["forbidden"])
     model = OpenAIImageGeneration(model="sim-images", base_url=sim.base_url, **{"retry_backoff": 0.01})

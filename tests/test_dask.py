@@ -7,16 +7,17 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
-from tasks import TextGeneration, UltraFeedback
-from tasks.models import OpenAILLM
-from tasks.runner import run_tasks
+from distilflow.tasks import TextGeneration, UltraFeedback
+from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.runner import run_tasks
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def steps(base_url: str):
     generate = TextGeneration(llm=OpenAILLM(model="sim", base_url=base_url), num_generations=2, group_generations=True, input_batch_size=3)
-    judge = UltraFeedback(llm=OpenAILLM(model="sim", base_url=base_url), input_mappings={"generations": "generation"})
+    judge = UltraFeedback(llm=OpenAILLM(model="sim", base_url=base_url), input_mappings={"generations": "generation"},
+                          use_default_structured_output=True)
     return [generate, judge]
 
 
@@ -42,6 +43,6 @@ def test_dask_task_runner_gives_the_same_rows_as_threads(sim, tmp_path):
     assert on_threads["failed"] == on_dask["failed"] == []
     assert len(on_dask["rows"]) == 10 and on_dask["rows"] == on_threads["rows"]
     assert sim.stats()["requests"] == 2 * sent  # the Dask run generated everything itself (own cache)
-    from storage import answer_store
+    from distilflow.storage import answer_store
 
     assert len(answer_store(str(tmp_path / "dask"))) == 20  # 10 generation + 10 judge answers, stored by the workers

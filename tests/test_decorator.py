@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from tasks import DistilflowUserError, Task, task
-from tasks.models import DummyLLM
+from distilflow.tasks import DistilflowUserError, Task, task
+from distilflow.tasks.models import DummyLLM
 
 
 @task(inputs=["input_field"], outputs=["output_field"])

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from deployment_env import ROOT
 
-from storage import read_rows
+from distilflow.storage import read_rows
 
 
 def test_every_flow_is_deployed_with_its_schedule_and_form(deployed):

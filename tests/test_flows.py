@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.image_generation import ImageGenerationParams, image_generation
-from flows.preference_dataset import PreferenceDatasetParams, preference_dataset
-from flows.text_generation import TextGenerationParams, text_generation
+from distilflow.flows.image_generation import ImageGenerationParams, image_generation
+from distilflow.flows.preference_dataset import PreferenceDatasetParams, preference_dataset
+from distilflow.flows.text_generation import TextGenerationParams, text_generation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_preference_flow_rates_every_answer(tmp_path):
     )
     state = preference_dataset(params, return_state=True)
     assert state.name == "Completed", state.message
-    from storage import read_rows
+    from distilflow.storage import read_rows
 
     rows = list(read_rows(str(tmp_path / "prefs.parquet")))
     assert len(rows) == 6
@@ -126,7 +126,7 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     rows = read(output)
     assert [r["instruction"] for r in rows][:2] == ["What's the capital of Spain?", "Explain photosynthesis to a ten-year-old."]
     assert all(r["generation"] for r in rows)
-    from storage import answer_store
+    from distilflow.storage import answer_store
 
     assert len(answer_store(str(tmp_path / ".distilflow" / "results"))) == 5  # the default answer cache
 

@@ -13,9 +13,9 @@ import pytest
 from deployment_env import call_api
 from prefect.settings import PREFECT_API_URL
 
-from flows.image_generation import ImageGenerationParams, image_generation
-from flows.text_generation import TextGenerationParams, text_generation
-from storage import answer_store, filesystem, read_rows, write_rows
+from distilflow.flows.image_generation import ImageGenerationParams, image_generation
+from distilflow.flows.text_generation import TextGenerationParams, text_generation
+from distilflow.storage import answer_store, filesystem, read_rows, write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ import struct
 
 import pytest
 
-from tasks import DistilflowUserError, ImageGeneration, ModelRequestError, TextGeneration
-from tasks.models import InferenceEndpointsLLM, OpenAIImageGeneration, OpenAILLM
+from distilflow.tasks import DistilflowUserError, ImageGeneration, ModelRequestError, TextGeneration
+from distilflow.tasks.models import InferenceEndpointsLLM, OpenAIImageGeneration, OpenAILLM
 
 FAST_RETRIES = {"retry_backoff": 0.01, "retry_max_delay": 0.2}
 

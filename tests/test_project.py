@@ -1,4 +1,4 @@
-"""The project's packages are the ones this checkout provides."""
+"""The project installs one import name, `distilflow`, and its public API is what it says."""
 
 from __future__ import annotations
 
@@ -6,38 +6,98 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import yaml
 
+import distilflow
+
 ROOT = Path(__file__).resolve().parents[1]
 
+PUBLIC = {
+    "DISTILABEL_METADATA_KEY", "LLM", "AsyncImageGenerationModel", "AsyncLLM", "BatchesFailedError", "ChatGeneration",
+    "DatasetWriter", "DistilflowError", "DistilflowUserError", "DummyAsyncLLM", "DummyImageGenerationModel", "DummyLLM",
+    "EvolInstruct", "ImageGeneration", "ImageGenerationModel", "ImageTask", "InferenceEndpointsLLM",
+    "ModelConfigurationError", "ModelRequestError", "OpenAIImageGeneration", "OpenAILLM", "RunOptions", "RunResult",
+    "Simulator", "StepSummary", "Task", "TextGeneration", "TextGenerationWithImage", "UltraFeedback", "answer_store",
+    "read_rows", "run_tasks", "save_image", "task", "write_rows",
+}
 
-def test_packages_import_from_this_repository(tmp_path):
-    # from an unrelated directory and without PYTHONPATH: only the installed distribution can
-    # supply `tasks`, `storage` and `flows`, and it must point at this checkout
+
+def test_the_public_api_is_curated_and_every_name_resolves():
+    assert set(distilflow.__all__) == PUBLIC
+    for name in distilflow.__all__:
+        assert getattr(distilflow, name) is not None, name
+    for module in ("distilflow.tasks", "distilflow.tasks.models", "distilflow.tasks.runner", "distilflow.storage"):
+        imported = __import__(module, fromlist=["__all__"])
+        for name in imported.__all__:
+            assert hasattr(imported, name), f"{module}.{name} is in __all__ but missing"
+
+
+def test_import_distilflow_does_not_load_prefect(tmp_path):
+    code = "import sys, distilflow; distilflow.TextGeneration; print('prefect' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+SCRATCH_SCRIPT = """
+import json
+import tasks, storage, flows.pipeline                      # this project's own modules
+from distilflow import DummyLLM, TextGeneration, run_tasks, read_rows
+from distilflow.storage import write_rows
+
+result = run_tasks(TextGeneration(llm=DummyLLM()), [{"instruction": "hi"}], result_storage="answers")
+write_rows("out.jsonl", result.rows)
+print(json.dumps({"mine": [tasks.WHO, storage.WHO, flows.pipeline.WHO],
+                  "rows": [r["generation"] for r in read_rows("out.jsonl")]}))
+"""
+
+
+def test_a_project_with_its_own_tasks_flows_and_storage_still_uses_distilflow(tmp_path):
+    (tmp_path / "tasks.py").write_text("WHO = 'my tasks'\n")
+    (tmp_path / "storage.py").write_text("WHO = 'my storage'\n")
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "__init__.py").write_text("")
+    (tmp_path / "flows" / "pipeline.py").write_text("WHO = 'my flows'\n")
+    (tmp_path / "main.py").write_text(SCRATCH_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    code = "import json, tasks, storage, flows; print(json.dumps([m.__file__ for m in (tasks, storage, flows)]))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
-    files = [Path(f).resolve() for f in json.loads(out.stdout)]
-    assert files == [ROOT / "tasks" / "__init__.py", ROOT / "storage" / "__init__.py", ROOT / "flows" / "__init__.py"]
-    # and the public API is what this repository defines
-    out = subprocess.run(
-        [sys.executable, "-c", "import tasks, tasks.models; print(tasks.TextGeneration.__module__, tasks.models.OpenAILLM.__module__)"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "main.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["mine"] == ["my tasks", "my storage", "my flows"]
+    assert seen["rows"] == [DummyRowText.of({"instruction": "hi"})]
+
+
+class DummyRowText:
+    @staticmethod
+    def of(row) -> str:
+        from distilflow import DummyLLM
+
+        llm = DummyLLM()
+        return llm.generate([[{"role": "user", "content": row["instruction"]}]])[0]["generations"][0]
+
+
+def test_the_wheel_installs_only_distilflow(tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True,
     )
-    assert out.stdout.split() == ["tasks.text_generation", "tasks.models.openai"]
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = tmp_path.glob("distilflow-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/", 1)[0] for name in names}
+    assert {t for t in top_level if not t.endswith(".dist-info")} == {"distilflow"}
+    for module in ("distilflow/__init__.py", "distilflow/tasks/base.py", "distilflow/tasks/runner/pipeline.py",
+                   "distilflow/storage/answers.py", "distilflow/flows/text_generation.py",
+                   "distilflow/flows/data/instructions.jsonl", "distilflow/tasks/simulator/__main__.py"):
+        assert module in names, module
+    # every module of the checkout's packages is in the wheel (a new subpackage must be listed)
+    for folder in ("tasks", "storage", "flows"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert f"distilflow/{path.relative_to(ROOT).as_posix()}" in names, path
 
 
 def test_prefect_yaml_parses():
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert isinstance(config.get("deployments"), list)
-
-
-def test_public_names_are_exported():
-    import tasks
-    import tasks.models
-
-    for module in (tasks, tasks.models):
-        for name in module.__all__:
-            assert hasattr(module, name), f"{module.__name__}.{name} is in __all__ but missing"

@@ -13,8 +13,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.settings import PREFECT_API_URL
 
-from tasks import Task, TextGeneration, UltraFeedback
-from tasks.runner import run_tasks
+from distilflow.tasks import Task, TextGeneration, UltraFeedback
+from distilflow.tasks.runner import run_tasks
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -241,7 +241,7 @@ def test_grouped_and_ungrouped_shapes_end_to_end(sim, tmp_path):
 def test_judge_batches_start_before_generation_finishes(sim, tmp_path):
     sim.configure(latency=0.3)
     gen = TextGeneration(llm=llm(sim), num_generations=2, group_generations=True, input_batch_size=2)
-    judge = UltraFeedback(llm=llm(sim), input_mappings={"generations": "generation"})
+    judge = UltraFeedback(llm=llm(sim), input_mappings={"generations": "generation"}, use_default_structured_output=True)
     state, result = run([gen, judge], rows(8), tmp_path, max_concurrent_batches=2)
     assert state.name == "Completed" and len(result.rows) == 8
     row = result.rows[0]
@@ -257,7 +257,7 @@ def test_judge_batches_start_before_generation_finishes(sim, tmp_path):
 
 
 def test_outside_a_flow_the_same_call_runs_in_process_with_the_answer_cache(sim, tmp_path):
-    from storage import answer_store
+    from distilflow.storage import answer_store
 
     result = run_tasks(TextGeneration(llm=llm(sim), input_batch_size=3), rows(7), result_storage=str(tmp_path))
     assert len(result.rows) == 7 and result.steps[0].batches == 3 and result.steps[0].cache_hits == 0
@@ -267,7 +267,7 @@ def test_outside_a_flow_the_same_call_runs_in_process_with_the_answer_cache(sim,
 
 
 def test_result_storage_can_be_an_fsspec_uri(sim, tmp_path):
-    from storage import answer_store
+    from distilflow.storage import answer_store
 
     task = TextGeneration(llm=llm(sim), input_batch_size=2)
     storage = f"memory://distilflow-{tmp_path.name}"

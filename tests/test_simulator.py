@@ -23,7 +23,7 @@ import openai
 import pydantic
 import pytest
 
-from tasks.simulator import Simulator, SimulatorConfig
+from distilflow.tasks.simulator import Simulator, SimulatorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sim-model"
@@ -484,7 +484,7 @@ def test_refusal_config_is_validated(sim, http):
         SimulatorConfig(refuse_containing=["ok", ""])
     assert SimulatorConfig(refusal_status=422, refuse_containing=["x"]).refusal_status == 422
 
-    from tasks.simulator.__main__ import build_parser, main
+    from distilflow.tasks.simulator.__main__ import build_parser, main
 
     args = vars(build_parser().parse_args(["--refuse-containing", "x, too long", "--refusal-status", "413"]))
     assert args == {"host": "127.0.0.1", "port": 8000, "allow_non_loopback": False,
@@ -693,8 +693,8 @@ def test_refuses_non_loopback_host():
 
 
 def test_cli_serves_and_exits_on_sigterm():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "tasks.simulator", "--port", "0", "--models", "cli-a,cli-b", "--fault-script", "429,ok"]
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--models", "cli-a,cli-b", "--fault-script", "429,ok"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline().strip()
@@ -715,7 +715,7 @@ def test_cli_serves_and_exits_on_sigterm():
         process.stderr.close()
 
     refused = subprocess.run(
-        [sys.executable, "-m", "tasks.simulator", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "distilflow.tasks.simulator", "--host", "0.0.0.0", "--port", "0"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=20,
     )
     assert refused.returncode == 2 and "non-loopback" in refused.stderr

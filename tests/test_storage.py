@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from storage import (
+from distilflow.storage import (
     DatasetWriter,
     check_readable,
     check_writable,
@@ -17,7 +17,7 @@ from storage import (
     save_image,
     write_rows,
 )
-from tasks.errors import DistilflowUserError
+from distilflow.tasks.errors import DistilflowUserError
 
 ROWS = [
     {"instruction": "q0", "generation": "a0", "tags": ["x", "y"], "meta": {"n": 0, "inner": {"ok": True}}},
@@ -35,7 +35,7 @@ def where(request, tmp_path):
 
 
 def listing(where_root: str) -> list[str]:
-    from storage import filesystem
+    from distilflow.storage import filesystem
 
     fs, path = filesystem(where_root)
     return sorted(name[len(path.rstrip("/")) + 1:] for name in fs.find(path, withdirs=False))
@@ -161,7 +161,7 @@ def test_dataset_writer_directory_layout_and_manifest(where):
     token = names[-1].split("/")[0]
     assert token.startswith("parts-")
     assert names == ["_manifest.json", f"{token}/part-000000.parquet", f"{token}/part-000003.parquet"]
-    from storage import filesystem
+    from distilflow.storage import filesystem
 
     fs, path = filesystem(uri)
     manifest = json.loads(fs.cat_file(path.rstrip("/") + "/_manifest.json"))
@@ -207,7 +207,7 @@ def test_directory_replacement_readers_see_old_rows_until_commit(where):
 
 
 def test_directory_without_manifest_reads_visible_parts_in_name_order(where):
-    from storage import filesystem
+    from distilflow.storage import filesystem
 
     root = where("plain")
     fs, path = filesystem(root)

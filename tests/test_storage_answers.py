@@ -1,4 +1,4 @@
-"""The answer cache's store (`storage.answers`): one SQLite database locally, one object per answer
+"""The answer cache's store (`distilflow.storage.answers`): one SQLite database locally, one object per answer
 on S3 (a moto server on loopback)."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import pathlib
 import signal
 import sqlite3
 import subprocess
@@ -16,10 +15,9 @@ import threading
 
 import pytest
 
-from storage import AnswerStore, answer_store, check_answer_store
-from tasks.errors import DistilflowUserError
+from distilflow.storage import AnswerStore, answer_store, check_answer_store
+from distilflow.tasks.errors import DistilflowUserError
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def key_of(text: str) -> str:
@@ -61,7 +59,7 @@ def stored_blob(location: str, key: str) -> bytes | None:
         with sqlite3.connect(database(location)) as connection:
             row = connection.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
-    from storage import filesystem
+    from distilflow.storage import filesystem
 
     fs, path = filesystem(f"{location}/answers/{key[:2]}/{key}.json")
     return fs.cat_file(path) if fs.exists(path) else None
@@ -77,7 +75,7 @@ def write_raw(location: str, key: str, data: bytes) -> str:
         finally:
             connection.close()
         return database(location)
-    from storage import filesystem
+    from distilflow.storage import filesystem
 
     uri = f"{location}/answers/{key[:2]}/{key}.json"
     fs, path = filesystem(uri)
@@ -94,7 +92,7 @@ def nothing_stored_at(location: str, request) -> bool:
 
 def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
     """A new Python process running `code` with this checkout importable."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     return subprocess.Popen(
         [sys.executable, "-c", code, *args], env=env, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
@@ -418,7 +416,7 @@ def test_local_layout_is_one_database_holding_the_wrapper_document(tmp_path):
 
 _WRITER = r"""
 import hashlib, sys
-from storage import AnswerStore
+from distilflow.storage import AnswerStore
 
 who = sys.argv[1]
 key = lambda text: hashlib.sha256(text.encode()).hexdigest()
@@ -473,7 +471,7 @@ def test_two_processes_write_one_location_at_the_same_time(tmp_path):
 
 _KILLED = r"""
 import hashlib, sys
-from storage import AnswerStore
+from distilflow.storage import AnswerStore
 
 key = lambda text: hashlib.sha256(text.encode()).hexdigest()
 store = AnswerStore(sys.argv[1])
@@ -487,7 +485,7 @@ sys.stdin.read()  # killed here
 
 _READER = r"""
 import hashlib, json, sys
-from storage import AnswerStore
+from distilflow.storage import AnswerStore
 
 key = lambda text: hashlib.sha256(text.encode()).hexdigest()
 store = AnswerStore(sys.argv[1])
@@ -579,7 +577,7 @@ def test_an_unreachable_endpoint_is_a_user_error_not_a_miss(monkeypatch):
     import socket
     import time
 
-    from storage.filesystems import clear_cache
+    from distilflow.storage.filesystems import clear_cache
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from storage import (
+from distilflow.storage import (
     DatasetWriter,
     check_readable,
     check_writable,
@@ -18,9 +18,9 @@ from storage import (
     save_image,
     write_rows,
 )
-from storage.filesystems import clear_cache
-from storage.testing import moto_s3_server
-from tasks.errors import DistilflowUserError
+from distilflow.storage.filesystems import clear_cache
+from distilflow.storage.testing import moto_s3_server
+from distilflow.tasks.errors import DistilflowUserError
 
 DISTINCTIVE_SECRET = "wrong-secret-Zq8rT2vW9xY4-distinctive"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import DatasetWriter, filesystem, read_rows, write_rows
+from distilflow.storage import DatasetWriter, filesystem, read_rows, write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from storage import DatasetWriter, write_rows
+    from distilflow.storage import DatasetWriter, write_rows
 
     how, uri = sys.argv[1], sys.argv[2]
     if how == "DatasetWriter":
@@ -46,7 +46,7 @@ OLD = [{"version": 1, "row": i} for i in range(5)]
 def kill_mid_write(how: str, uri: str, after_lines: int) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", WRITER, how, uri], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=dict(os.environ),
     )
     try:
         for _ in range(after_lines):

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tasks import DistilflowUserError, ImageGeneration, ImageTask, Task, TextGeneration
-from tasks.models import DummyAsyncLLM, DummyImageGenerationModel, DummyLLM
-from tasks.models.testing import tiny_png
+from distilflow.tasks import DistilflowUserError, ImageGeneration, ImageTask, Task, TextGeneration
+from distilflow.tasks.models import DummyAsyncLLM, DummyImageGenerationModel, DummyLLM
+from distilflow.tasks.models.testing import tiny_png
 
 
 class Gen(Task):
@@ -294,7 +294,7 @@ def test_tasks_pickle_without_losing_settings():
 def test_a_failing_input_raises_its_own_error_not_a_cancellation():
     import asyncio
 
-    from tasks.models import AsyncLLM
+    from distilflow.tasks.models import AsyncLLM
 
     class Flaky(AsyncLLM):
         @property

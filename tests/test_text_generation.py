@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import ChatGeneration, DistilflowUserError, TextGeneration
-from tasks.models import DummyLLM
+from distilflow.tasks import ChatGeneration, DistilflowUserError, TextGeneration
+from distilflow.tasks.models import DummyLLM
+from distilflow.tasks.runner import run_tasks
 
 
 def test_text_generation_renders_the_template_and_system_prompt():
@@ -43,17 +44,40 @@ def test_text_generation_rows_match_distilabel():
         ({"template": "{{ a }}", "columns": ["a", "b"]}, r"columns \['b'\] are not used by the template"),
     ],
 )
-def test_text_generation_template_errors_at_construction(kwargs, message):
+def test_text_generation_template_errors_at_load_before_any_request(kwargs, message):
+    llm = DummyLLM()
+    task = TextGeneration(llm=llm, **kwargs)  # checked at load(), as distilabel does
     with pytest.raises(DistilflowUserError, match=message):
-        TextGeneration(llm=DummyLLM(), **kwargs)
+        task.load()
+    with pytest.raises(DistilflowUserError, match=message):
+        run_tasks(TextGeneration(llm=llm, **kwargs), [{"instruction": "x", "a": "1", "b": "2"}])
+    assert llm.calls == 0
 
 
-def test_text_generation_rejects_non_string_columns_before_requests():
+def test_text_generation_rejects_non_string_instructions_before_requests():
     llm = DummyLLM()
     t = TextGeneration(llm=llm)
-    with pytest.raises(DistilflowUserError, match=r"row 1: column 'instruction' must be a string .*got int: 5"):
+    with pytest.raises(DistilflowUserError, match=r"row 1: Input `instruction` must be a string. Got: 5."):
         next(t.process([{"instruction": "ok"}, {"instruction": 5}]))
     assert llm.calls == 0
+
+
+def test_custom_columns_may_hold_lists_for_few_shot_templates():
+    template = "Write like these:{% for e in examples %}\n- {{ e }}{% endfor %}\nTopic: {{ topic }}"
+    task = TextGeneration(llm=DummyLLM(), template=template, columns=["examples", "topic"])
+    task.load()
+    [row] = next(task.process([{"examples": ["a cat", "a dog"], "topic": "birds"}]))
+    assert row["distilabel_metadata"]["raw_input_text_generation_0"] == [
+        {"role": "user", "content": "Write like these:\n- a cat\n- a dog\nTopic: birds"}
+    ]
+
+
+def test_use_system_prompt_decides_whether_the_rows_system_prompt_is_used():
+    row = {"instruction": "hi", "system_prompt": "from the row"}
+    on = TextGeneration(llm=DummyLLM(), system_prompt="from the task")
+    off = TextGeneration(llm=DummyLLM(), system_prompt="from the task", use_system_prompt=False)
+    assert on.format_input(row)[0] == {"role": "system", "content": "from the row"}
+    assert off.format_input(row)[0] == {"role": "system", "content": "from the task"}
 
 
 def test_chat_generation_passes_the_conversation():
@@ -76,7 +100,7 @@ def test_chat_generation_passes_the_conversation():
         ("hello", "non-empty list"),
         ([{"role": "user"}], "message 0 .* must be a dict with 'role' and 'content'"),
         ([{"role": "robot", "content": "x"}], "unknown role 'robot'"),
-        ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message must be the user's"),
+        ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "The last message must be from the user"),
     ],
 )
 def test_chat_generation_validation(messages, message):
@@ -87,7 +111,7 @@ def test_chat_generation_validation(messages, message):
 
 
 def test_unknown_generation_settings_are_rejected_up_front():
-    from tasks.models import OpenAILLM
+    from distilflow.tasks.models import OpenAILLM
 
     with pytest.raises(DistilflowUserError, match=r"does not know the generation setting\(s\) \['max_tokens_typo'\]"):
         OpenAILLM(model="m", generation_kwargs={"max_tokens_typo": 3})

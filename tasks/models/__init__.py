@@ -1,10 +1,11 @@
 """Model clients: the bases, OpenAI-compatible clients, and test doubles."""
 
-from tasks.models.base import LLM, AsyncImageGenerationModel, AsyncLLM, ImageGenerationModel
-from tasks.models.huggingface import InferenceEndpointsLLM
-from tasks.models.openai import OpenAILLM
-from tasks.models.openai_image import OpenAIImageGeneration
-from tasks.models.testing import DummyAsyncLLM, DummyImageGenerationModel, DummyLLM
+from distilflow.tasks.models.base import LLM, AsyncImageGenerationModel, AsyncLLM, ImageGenerationModel
+from distilflow.tasks.models.huggingface import InferenceEndpointsLLM
+from distilflow.tasks.models.magpie import MagpieChatTemplateMixin
+from distilflow.tasks.models.openai import OpenAILLM
+from distilflow.tasks.models.openai_image import OpenAIImageGeneration
+from distilflow.tasks.models.testing import DummyAsyncLLM, DummyImageGenerationModel, DummyLLM
 
 __all__ = [
     "LLM",
@@ -15,6 +16,7 @@ __all__ = [
     "DummyLLM",
     "ImageGenerationModel",
     "InferenceEndpointsLLM",
+    "MagpieChatTemplateMixin",
     "OpenAIImageGeneration",
     "OpenAILLM",
 ]

@@ -17,16 +17,17 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Optional, TypeVar
 
 import httpx
 import openai
 from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt, PrivateAttr, SecretStr
 
-from tasks._loop import PerLoop
-from tasks._state import fresh_private_state
-from tasks.models._concurrency import AdaptiveLimit
-from tasks.errors import DistilflowUserError, ModelRequestError, model_request_error
+from distilflow.tasks._loop import PerLoop
+from distilflow.tasks._state import fresh_private_state
+from distilflow.tasks.models._concurrency import AdaptiveLimit
+from distilflow.tasks.typing import RUNTIME_PARAMETER
+from distilflow.tasks.errors import DistilflowUserError, ModelRequestError, model_request_error
 
 T = TypeVar("T")
 _log = logging.getLogger("distilflow.models")
@@ -46,7 +47,8 @@ class OpenAICompatible(BaseModel):
     # host, port or gateway keeps its cached answers. `model_revision` says when it is not.
     transport_fields: ClassVar[frozenset[str]] = frozenset({
         "api_key", "base_url", "timeout", "max_retries", "retry_backoff", "retry_max_delay",
-        "max_concurrent_requests", "min_concurrent_requests",
+        "max_concurrent_requests", "min_concurrent_requests", "default_headers",
+        "use_offline_batch_generation", "offline_batch_generation_block_until_done", "jobs_ids",
     })
 
     model: str = Field(description="Model name sent to the server and written to rows.")
@@ -56,15 +58,24 @@ class OpenAICompatible(BaseModel):
         "(a checkpoint, a quantization, a host: e.g. 'llama3-8b-awq@gpu-a'). Cached answers are shared "
         "by every endpoint serving `model` with the same revision, whatever its URL.",
     )
-    base_url: str | None = Field(default=None, description="API root, e.g. http://127.0.0.1:8000/v1.")
-    api_key: SecretStr | None = Field(
+    base_url: Optional[Annotated[str, RUNTIME_PARAMETER]] = Field(
+        default=None, description="API root, e.g. http://127.0.0.1:8000/v1."
+    )
+    api_key: Optional[Annotated[SecretStr, RUNTIME_PARAMETER]] = Field(
         default=None, description="API key; prefer the environment variable, which is never serialized."
     )
-    timeout: PositiveFloat = Field(default=120.0, description="Seconds before a request is abandoned.")
-    max_retries: NonNegativeInt = Field(default=6, description="Retries of a transient failure per request.")
+    timeout: Annotated[PositiveFloat, RUNTIME_PARAMETER] = Field(
+        default=120.0, description="Seconds before a request is abandoned."
+    )
+    max_retries: Annotated[NonNegativeInt, RUNTIME_PARAMETER] = Field(
+        default=6, description="Retries of a transient failure per request."
+    )
     retry_backoff: PositiveFloat = Field(default=0.5, description="First retry delay, doubled each time.")
     retry_max_delay: PositiveFloat = Field(default=30.0, description="Longest wait between retries.")
 
+    default_headers: Optional[Annotated[dict[str, str], RUNTIME_PARAMETER]] = Field(
+        default=None, description="Headers sent with every request (a gateway's routing, an organization)."
+    )
     min_concurrent_requests: PositiveInt = Field(
         default=1, description="The adaptive request limit never goes below this, however many 429s."
     )
@@ -75,6 +86,10 @@ class OpenAICompatible(BaseModel):
     @property
     def model_name(self) -> str:
         return self.model
+
+    def answer_identity(self) -> dict[str, Any]:
+        # the model asked for, not a display name written to rows
+        return {**super().answer_identity(), "model_name": self.model}
 
     def load(self) -> None:
         super().load()
@@ -121,6 +136,7 @@ class OpenAICompatible(BaseModel):
                 base_url=self.resolved_base_url(),
                 timeout=self.timeout,
                 max_retries=0,
+                default_headers=self.default_headers,
             )
         )
 
@@ -178,7 +194,7 @@ class OpenAICompatible(BaseModel):
             await asyncio.sleep(min(delay, self.retry_max_delay))
 
     def concurrency_limit(self) -> AdaptiveLimit:
-        """This loop's adaptive limit on requests in flight (see `tasks.models._concurrency`)."""
+        """This loop's adaptive limit on requests in flight (see `distilflow.tasks.models._concurrency`)."""
         return self._limits_adaptive.get(
             lambda: AdaptiveLimit(ceiling=self.max_concurrent_requests, floor=self.min_concurrent_requests)
         )
@@ -285,3 +301,14 @@ def _server_code(error: Exception) -> str | None:
     inner = body.get("error", body) if isinstance(body, dict) else None
     code = inner.get("code") if isinstance(inner, dict) else None
     return str(code) if code is not None else None
+
+
+_said: set[tuple[str, str]] = set()
+
+
+def say_once(client: Any, argument: str, what: str) -> None:
+    """Log, once per client class and argument, that a distilabel argument cannot apply here."""
+    key = (type(client).__name__, argument)
+    if key not in _said:
+        _said.add(key)
+        _log.warning("%s: %s (accepted for distilabel compatibility).", type(client).__name__, what)

@@ -19,14 +19,17 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, model_validator
 
-from tasks._loop import PerLoop, run_sync
-from tasks.answers import answer
-from tasks.errors import DistilflowUserError, ModelConfigurationError, ModelRequestError
-from tasks.typing import FormattedInput, GenerateOutput, ImageGenerateOutput
+from distilflow.tasks._loop import PerLoop, run_sync
+from distilflow.tasks.answers import answer
+from distilflow.tasks.errors import (
+    DistilflowUserError, InvalidSettingsError, ModelConfigurationError, ModelRequestError,
+)
+from distilflow.tasks.runtime_parameters import RuntimeParametersMixin, generation_parameters
+from distilflow.tasks.typing import RUNTIME_PARAMETER, FormattedInput, GenerateOutput, ImageGenerateOutput
 
 __all__ = [
     "AsyncImageGenerationModel",
@@ -35,24 +38,56 @@ __all__ = [
     "LLM",
 ]
 
+_log = logging.getLogger("distilflow.models")
+
 # Arguments of `generate`/`agenerate` that the framework passes itself.
 _FRAMEWORK_ARGS = {"self", "input", "inputs", "num_generations"}
 
 
-class _ModelClient(BaseModel, ABC):
+class _ModelClient(RuntimeParametersMixin, BaseModel, ABC):
     """What every model client has: a name, generation settings, load/unload."""
 
     model_config = ConfigDict(
         arbitrary_types_allowed=True, extra="forbid", protected_namespaces=(), validate_assignment=True
     )
 
-    generation_kwargs: dict[str, Any] = Field(
+    generation_kwargs: Optional[Annotated[dict[str, Any], RUNTIME_PARAMETER]] = Field(
         default_factory=dict,
         description="Settings passed to every generation call (temperature, max_new_tokens, ...).",
     )
+    # distilabel's offline batch generation (a provider's batch API): accepted, not done (see below)
+    use_offline_batch_generation: Optional[Annotated[bool, RUNTIME_PARAMETER]] = False
+    offline_batch_generation_block_until_done: Optional[Annotated[int, RUNTIME_PARAMETER]] = None
+    jobs_ids: Union[tuple[str, ...], None] = None
 
     #: Settings about how the server is reached, not what it answers (left out of `answer_identity`).
-    transport_fields: ClassVar[frozenset[str]] = frozenset({"max_concurrent_requests"})
+    transport_fields: ClassVar[frozenset[str]] = frozenset({
+        "max_concurrent_requests", "use_offline_batch_generation", "offline_batch_generation_block_until_done",
+        "jobs_ids",
+    })
+
+    def __init__(self, **data: Any) -> None:
+        # One line naming each refused argument, like the tasks' errors, instead of pydantic's report.
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise InvalidSettingsError.from_validation(type(self).__name__, e) from None
+
+    @model_validator(mode="after")
+    def _offline_batch_generation_is_not_done(self):
+        if self.use_offline_batch_generation:
+            _log.warning(
+                "%s: use_offline_batch_generation=True is accepted for distilabel compatibility, but distilflow "
+                "sends requests online (no provider batch API); answers are the same, the price is not.",
+                type(self).__name__,
+            )
+        return self
+
+    @property
+    def runtime_parameters_names(self) -> dict[str, Any]:
+        names = super().runtime_parameters_names
+        names["generation_kwargs"] = generation_parameters(self._generate_method(), _FRAMEWORK_ARGS)
+        return names
 
     _logger: logging.Logger | None = PrivateAttr(default=None)
 
@@ -102,7 +137,7 @@ class _ModelClient(BaseModel, ABC):
         return self._logger is not None
 
     def get_generation_kwargs(self) -> dict[str, Any]:
-        return dict(self.generation_kwargs)
+        return dict(self.generation_kwargs or {})
 
     def _generate_method(self):
         return self.generate
@@ -114,7 +149,7 @@ class _ModelClient(BaseModel, ABC):
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return self
         known = [name for name in params if name not in _FRAMEWORK_ARGS]
-        unknown = sorted(set(self.generation_kwargs) - set(known))
+        unknown = sorted(set(self.generation_kwargs or {}) - set(known))
         if unknown:
             raise DistilflowUserError(
                 f"{type(self).__name__} does not know the generation setting(s) {unknown}. "

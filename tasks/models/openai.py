@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Union
+from typing import Annotated, Any, Optional, Union
 
 import httpx
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
-from tasks.errors import DistilflowUserError, ModelConfigurationError, ModelRequestError
-from tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip
-from tasks.models.base import AsyncLLM
-from tasks.typing import FormattedInput, GenerateOutput
+from distilflow.tasks.errors import DistilflowUserError, ModelConfigurationError, ModelRequestError
+from distilflow.tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip, say_once
+from distilflow.tasks.models.base import AsyncLLM
+from distilflow.tasks.typing import RUNTIME_PARAMETER, FormattedInput, GenerateOutput
 
 __all__ = ["OpenAILLM"]
 
@@ -28,7 +28,21 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
     prompt's size, and that generation's share of the completion tokens the server reported.
     """
 
+    structured_output: Optional[Annotated[dict[str, Any], RUNTIME_PARAMETER]] = Field(
+        default=None,
+        description="Ask for JSON of a schema in every request: {'format': 'json', 'schema': <JSON schema dict or "
+        "pydantic class>} (distilabel's instructor form {'schema': ..., 'mode': ...} is read the same way). A "
+        "structured output the task puts in its formatted input wins.",
+    )
+
     _n_supported: Union[bool, None] = PrivateAttr(default=None)
+
+    @field_validator("structured_output")
+    @classmethod
+    def _json_only(cls, value: Union[dict[str, Any], None]) -> Union[dict[str, Any], None]:
+        if value is not None:
+            _response_format(value)  # an unsupported format or a bad schema fails now, not at the first request
+        return value
 
     async def agenerate(
         self,
@@ -43,8 +57,15 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
         seed: Union[int, None] = None,
         response_format: Union[dict[str, Any], None] = None,
         extra_body: Union[dict[str, Any], None] = None,
+        logprobs: bool = False,
+        top_logprobs: Union[int, None] = None,
+        echo: bool = False,
     ) -> GenerateOutput:
-        messages, structured = (input if isinstance(input, tuple) else (input, None))
+        if echo:
+            say_once(self, "echo", "echo=True applies to text completions, not to the chat endpoint; it is ignored")
+        if logprobs:  # asked of the server; answers keep them (`logprobs` next to `generations`), rows do not
+            extra_body = {**(extra_body or {}), "logprobs": True, **({"top_logprobs": top_logprobs} if top_logprobs else {})}
+        messages, structured = (input if isinstance(input, tuple) else (input, self.structured_output))
         if structured is not None and response_format is None:
             response_format = _response_format(structured)
         params = {

@@ -8,10 +8,10 @@ from typing import Any, Union
 import httpx
 from pydantic import BaseModel, PrivateAttr
 
-from tasks._loop import PerLoop
-from tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip
-from tasks.models.base import AsyncImageGenerationModel
-from tasks.typing import ImageGenerateOutput
+from distilflow.tasks._loop import PerLoop
+from distilflow.tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip
+from distilflow.tasks.models.base import AsyncImageGenerationModel
+from distilflow.tasks.typing import ImageGenerateOutput
 
 __all__ = ["OpenAIImageGeneration"]
 

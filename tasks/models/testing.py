@@ -14,10 +14,10 @@ from typing import Any, Callable, Union
 
 from pydantic import BaseModel, PrivateAttr
 
-from tasks._chat import chat_texts
-from tasks._png import encode_rgb_png
-from tasks.models.base import AsyncImageGenerationModel, AsyncLLM, LLM
-from tasks.typing import FormattedInput, GenerateOutput, ImageGenerateOutput
+from distilflow.tasks._chat import chat_texts
+from distilflow.tasks._png import encode_rgb_png
+from distilflow.tasks.models.base import AsyncImageGenerationModel, AsyncLLM, LLM
+from distilflow.tasks.typing import FormattedInput, GenerateOutput, ImageGenerateOutput
 
 __all__ = ["DummyAsyncLLM", "DummyImageGenerationModel", "DummyLLM"]
 

@@ -1,6 +1,6 @@
 """One batch of one step = one Prefect task run.
 
-The batch asks its model through the answer cache (`tasks.answers`): answers already stored are
+The batch asks its model through the answer cache (`distilflow.tasks.answers`): answers already stored are
 used, the others are requested and stored as they arrive, and the rows are always made from
 answers by the task's current code. So there is no Prefect result cache on top: it could only
 return rows made by older code, and a batch whose answers are all stored costs no request anyway.
@@ -25,11 +25,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 from prefect.tasks import exponential_backoff
 
-from tasks.answers import AnswerContext, answering
-from tasks.base import _Task
-from tasks.errors import DistilflowUserError, ModelRequestError
-from tasks.runner.options import RunOptions
-from tasks.runner.report import RowCounts, count_rows, failure_message, fallback_message, shape_message
+from distilflow.tasks.answers import AnswerContext, answering
+from distilflow.tasks.base import _Task
+from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
+from distilflow.tasks.runner.options import RunOptions
+from distilflow.tasks.runner.report import RowCounts, count_rows, failure_message, fallback_message, shape_message
 
 __all__ = [
     "FAILED_ROWS_STATE_NAME", "FALLBACK_STATE_NAME", "AnswerSettings", "BatchOutput", "batch_task_for", "execute_batch",
@@ -78,7 +78,7 @@ def execute_batch(
     """The rows of one batch, its model inputs answered through the answer cache when `answers` is set."""
     store = None
     if answers is not None:
-        from storage import answer_store
+        from distilflow.storage import answer_store
 
         store = answer_store(answers.location)
     context = AnswerContext(

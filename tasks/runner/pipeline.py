@@ -23,14 +23,14 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.states import State
 
-from tasks.answers import input_fingerprint
-from tasks.base import _Task
-from tasks.errors import DistilflowUserError, ModelRequestError
-from tasks.runner.batch import AnswerSettings, BatchOutput, batch_task_for, execute_batch
-from tasks.runner.options import RunOptions
-from tasks.runner.progress import RunReporter
-from tasks.runner.report import StepSummary, clip, failure_message
-from tasks.runner.result import RunResult
+from distilflow.tasks.answers import input_fingerprint
+from distilflow.tasks.base import _Task
+from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
+from distilflow.tasks.runner.batch import AnswerSettings, BatchOutput, batch_task_for, execute_batch
+from distilflow.tasks.runner.options import RunOptions
+from distilflow.tasks.runner.progress import RunReporter
+from distilflow.tasks.runner.report import StepSummary, clip, failure_message
+from distilflow.tasks.runner.result import RunResult
 
 __all__ = ["RunResult", "run_tasks"]
 
@@ -95,7 +95,7 @@ def run_tasks(
 def _answer_settings(options: RunOptions) -> Union[AnswerSettings, None]:
     if not options.cache:
         return None
-    from storage import check_answer_store
+    from distilflow.storage import check_answer_store
 
     location = options.resolved_result_storage()
     check_answer_store(location)  # a missing bucket or bad credentials fail now, before any request

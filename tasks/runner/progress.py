@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tasks.runner.report import artifact_key
+from distilflow.tasks.runner.report import artifact_key
 
 _log = logging.getLogger("distilflow.runner")
 

@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.answers import RowFailure
-from tasks.base import DISTILABEL_METADATA_KEY, FAILURE_KEY_PREFIX, _Task
+from distilflow.tasks.answers import RowFailure
+from distilflow.tasks.base import DISTILABEL_METADATA_KEY, FAILURE_KEY_PREFIX, _Task
 
 _EXAMPLES_KEPT = 20
 
@@ -69,9 +69,13 @@ def count_rows(task: _Task, rows: list[dict[str, Any]]) -> RowCounts:
                 counts.fallbacks += 1
                 counts.reasons[_reason_kind(reason)] += 1
                 counts.fallback_rows.append((index, reason))
-            stats = entry.get(stats_key) or {}
-            counts.input_tokens += _total(stats.get("input_tokens"))
-            counts.output_tokens += _total(stats.get("output_tokens"))
+            # `statistics_<step>`, and a task's per-stage ones such as EvolInstruct's
+            # `statistics_instruction_<step>` / `statistics_answer_<step>`
+            for key, stats in entry.items():
+                if key.startswith("statistics_") and (key == stats_key or key.endswith(f"_{task.name}")):
+                    if isinstance(stats, dict):
+                        counts.input_tokens += _total(stats.get("input_tokens"))
+                        counts.output_tokens += _total(stats.get("output_tokens"))
         if failure is not None:
             counts.failed_rows += 1
             counts.failure_reasons[_reason_kind(failure)] += 1

@@ -7,9 +7,9 @@ from typing import Any, Union
 
 from prefect.states import Completed, Failed, State
 
-from tasks.errors import BatchesFailedError, DistilflowUserError
-from tasks.runner.batch import FAILED_ROWS_STATE_NAME, FALLBACK_STATE_NAME
-from tasks.runner.report import StepSummary, failure_message
+from distilflow.tasks.errors import BatchesFailedError, DistilflowUserError
+from distilflow.tasks.runner.batch import FAILED_ROWS_STATE_NAME, FALLBACK_STATE_NAME
+from distilflow.tasks.runner.report import StepSummary, failure_message
 
 __all__ = ["RunResult"]
 

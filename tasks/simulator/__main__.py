@@ -1,4 +1,4 @@
-"""Command line: ``python -m tasks.simulator --port 8000 --latency 0.2 --rate-limit-fraction 0.1``.
+"""Command line: ``python -m distilflow.tasks.simulator --port 8000 --latency 0.2 --rate-limit-fraction 0.1``.
 
 Every SimulatorConfig field has a flag (underscores become dashes; list fields
 are comma-separated). Serves until SIGINT or SIGTERM.
@@ -36,7 +36,7 @@ def _field_kind(annotation: Any) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.simulator", description="OpenAI-compatible simulator for distilflow."
+        prog="python -m distilflow.tasks.simulator", description="OpenAI-compatible simulator for distilflow."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tasks._chat import chat_texts
+from distilflow.tasks._chat import chat_texts
 
 from .config import SimulatorConfig, parse_image_size
 from .content import (

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 
-from tasks._png import encode_rgb_png
+from distilflow.tasks._png import encode_rgb_png
 
 from .config import parse_image_size
 

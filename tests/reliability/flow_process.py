@@ -12,8 +12,8 @@ from pathlib import Path
 
 from prefect.settings import PREFECT_API_URL
 
-from storage import AnswerStore, filesystem
-from tasks.simulator import Simulator
+from distilflow.storage import AnswerStore, filesystem
+from distilflow.tasks.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS, BATCH, IN_FLIGHT = 40, 4, 2
@@ -35,7 +35,7 @@ def flow_env(sim: Simulator) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
     env.update(
         PREFECT_API_URL=PREFECT_API_URL.value(), OPENAI_BASE_URL=sim.base_url, OPENAI_API_KEY=KEY,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PYTHONPATH=str(ROOT),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
     )
     return env
 

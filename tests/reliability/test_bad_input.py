@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from tasks import DistilflowUserError, TextGeneration
-from tasks.errors import InvalidSettingsError
-from tasks.models import OpenAILLM
-from tasks.runner import run_tasks
+from distilflow.tasks import DistilflowUserError, TextGeneration
+from distilflow.tasks.errors import InvalidSettingsError
+from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.runner import run_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 EARLIER = b'{"instruction": "an earlier run", "generation": "its answer", "model_name": "m"}\n'
@@ -101,9 +101,9 @@ def _write_input(tmp_path: Path, case: str) -> str:
 
 INPUT_CASES = {
     "missing column": ["needs column(s) ['instruction']", "row 0 has only ['prompt']", "input_mappings"],
-    "int": ["row 1", "column 'instruction' must be a string", "got int: 7", "give every row text"],
-    "list": ["row 2", "column 'instruction' must be a string", "got list: ['c']"],
-    "None": ["row 1", "column 'instruction' must be a string", "got None"],
+    "int": ["row 1", "Input `instruction` must be a string. Got: 7.", "Give every row text"],
+    "list": ["row 2", "Input `instruction` must be a string. Got: ['c']."],
+    "None": ["row 1", "Input `instruction` must be a string. Got: None."],
     "empty file": ["rows.jsonl has no rows", "Add rows to it", "--input"],
     "missing file": ["no-such-file.jsonl: no such file or directory", "check the path"],
     "directory of garbage": ["not a dataset", "no .jsonl or .parquet files", "point at a dataset"],
@@ -137,7 +137,7 @@ def test_unreadable_input_file_as_root_too(tmp_path, monkeypatch):
     """What the test above checks, for a root user: the OS refusal becomes the same one line."""
     from fsspec.implementations.local import LocalFileSystem
 
-    from storage import read_rows
+    from distilflow.storage import read_rows
 
     path = jsonl(tmp_path / "rows.jsonl", GOOD_ROWS)
 
@@ -253,8 +253,8 @@ def test_unknown_generation_setting(sim):
     ("rows", "key_words"),
     [
         ([{"instruction": "a"}, {"question": "b"}], ["needs column(s) ['instruction']", "row 1 has only ['question']"]),
-        ([{"instruction": "a"}, {"instruction": 3}], ["row 1", "must be a string", "got int: 3"]),
-        ([{"instruction": None}], ["row 0", "must be a string", "got None"]),
+        ([{"instruction": "a"}, {"instruction": 3}], ["row 1", "must be a string", "Got: 3."]),
+        ([{"instruction": None}], ["row 0", "must be a string", "Got: None."]),
         ([{"instruction": "a"}, "not a row"], ["row 1 is a str, not a dict of columns"]),
         ([], ["There are no input rows"]),
     ],
@@ -282,7 +282,7 @@ def test_run_tasks_refuses_bad_rows_before_any_request(rows, key_words, sim):
 )
 def test_task_arguments_refused_in_one_line(arguments, key_words, sim):
     with pytest.raises(DistilflowUserError) as e:
-        TextGeneration(llm=llm(sim), **arguments)
+        TextGeneration(llm=llm(sim), **arguments).load()  # templates are checked at load(), as in distilabel
     message = str(e.value)
     assert "\n" not in message
     for word in key_words:
@@ -295,7 +295,7 @@ def test_task_arguments_refused_in_one_line(arguments, key_words, sim):
 @pytest.mark.usefixtures("prefect_api")
 def test_flow_called_from_python_fails_with_the_error_not_a_traceback_log(tmp_path, sim, caplog):
     """In-process the flow run ends Failed with the message; calling it plainly still raises the error."""
-    from flows.text_generation import TextGenerationParams, text_generation
+    from distilflow.flows.text_generation import TextGenerationParams, text_generation
 
     params = TextGenerationParams(
         input=str(tmp_path / "missing.jsonl"), output=str(tmp_path / "out.jsonl"),

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from flow_process import BATCHES, ROWS, flow_command, flow_env, instruction, leftovers, locations, run_flow
 
-from storage import AnswerStore, read_rows
+from distilflow.storage import AnswerStore, read_rows
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])

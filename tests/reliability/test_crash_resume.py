@@ -18,9 +18,9 @@ from flow_process import (
     write_instructions,
 )
 
-from storage import filesystem, read_rows
-from tasks.answers import FLUSH_ANSWERS, MAX_BACKLOG
-from tasks.simulator import Simulator
+from distilflow.storage import filesystem, read_rows
+from distilflow.tasks.answers import FLUSH_ANSWERS, MAX_BACKLOG
+from distilflow.tasks.simulator import Simulator
 
 ROWS, BATCH, BATCHES_AT_ONCE = 1000, 500, 2
 REQUESTS_AT_ONCE = 16

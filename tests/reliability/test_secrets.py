@@ -22,10 +22,10 @@ import pytest
 from deployment_env import DeploymentEnvironment
 from pydantic import SecretStr
 
-from storage import filesystem, read_rows
-from tasks import TextGeneration
-from tasks.models import OpenAILLM
-from tasks.simulator import Simulator
+from distilflow.storage import filesystem, read_rows
+from distilflow.tasks import TextGeneration
+from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-reliability-KEY-3141592653"

@@ -13,7 +13,8 @@ What is transient and what is a fallback (tasks/models/_openai_compat.py, `_chec
   retried with backoff, and the batch by Prefect if the failure outlasts those retries.
 * a fallback row: a well-formed completion whose text is empty ("empty": reason
   "EmptyOutput: the model returned no text"), or whose text the task cannot parse ("malformed":
-  truncated JSON for the UltraFeedback judge, reason "ValueError: unparsable judge output ...").
+  truncated JSON for the UltraFeedback judge asked for JSON, reason "UnparsableOutput: ...", with
+  distilabel's None-list columns).
   TextGeneration accepts any text, so its "malformed" answers ("<<malformed>>") are kept as
   generations: a text task cannot tell them from an answer.
 
@@ -39,18 +40,17 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks import TextGeneration, UltraFeedback
-from tasks.errors import ModelRequestError
-from tasks.models import OpenAIImageGeneration, OpenAILLM
-from tasks.models._concurrency import AdaptiveLimit
-from tasks.runner import FALLBACK_STATE_NAME, RunOptions, run_tasks
-from tasks.simulator import Simulator, SimulatorConfig
-from tasks.simulator.state import SimulatorState
+from distilflow.tasks import TextGeneration, UltraFeedback
+from distilflow.tasks.errors import ModelRequestError
+from distilflow.tasks.models import OpenAIImageGeneration, OpenAILLM
+from distilflow.tasks.models._concurrency import AdaptiveLimit
+from distilflow.tasks.runner import FALLBACK_STATE_NAME, RunOptions, run_tasks
+from distilflow.tasks.simulator import Simulator, SimulatorConfig
+from distilflow.tasks.simulator.state import SimulatorState
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.timeout(120)]
 
 EMPTY_REASON = "EmptyOutput: the model returned no text"
-JUDGE_REASON = "ValueError: unparsable judge output ("
 # Fault kinds after which the client keeps the answer (a row, maybe a fallback row); every other
 # kind is retried and so draws again.
 ANSWERED = {"ok", "malformed", "empty"}
@@ -222,7 +222,7 @@ def test_5xx_bursts_short_ones_retried_in_the_request_a_long_one_by_prefect(sim,
 def test_timeouts_are_retried_and_never_become_rows(sim, tmp_path):
     sim.configure(timeout_fraction=0.12, hang_seconds=10, fault_seed=11, latency=0.01)
     input_rows = instructions(60, "slow")
-    task = TextGeneration(llm=client(sim.base_url, timeout=1.0), input_batch_size=10, num_generations=2)
+    task = TextGeneration(llm=client(sim.base_url, timeout=3.0), input_batch_size=10, num_generations=2)
     faults, statuses = replay(sim.config, 60)  # one request (n=2) per input row
     assert faults["timeout"] >= 5
 
@@ -235,7 +235,7 @@ def test_timeouts_are_retried_and_never_become_rows(sim, tmp_path):
     stats = settled(sim, "499", statuses["499"])
     assert stats["by_status"] == dict(statuses) == {"200": 60, "499": faults["timeout"]}
     assert stats["faults"] == {"timeout": faults["timeout"]}
-    assert elapsed < 10  # the client gave up after its 1 s timeout, never waited out a 10 s hang
+    assert elapsed < 10  # the client gave up after its 3 s timeout, never waited out a 10 s hang
 
 
 # -- 4. connection resets ------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def test_simulator_restarted_mid_run_on_the_same_port(tmp_path):
 
 def test_text_generation_flow_keeps_empty_answers_as_fallbacks_and_retries_broken_bodies(sim, tmp_path, monkeypatch):
     """The main job as users run it: `flows/text_generation.py` pointed at a misbehaving server."""
-    from flows.text_generation import TextGenerationParams, text_generation
+    from distilflow.flows.text_generation import TextGenerationParams, text_generation
 
     sim.configure(empty_fraction=0.1, malformed_fraction=0.1, garbage_fraction=0.08, no_choices_fraction=0.07,
                   fault_seed=21, latency=0.01)
@@ -359,7 +359,7 @@ def test_judge_malformed_and_empty_answers_become_fallbacks_broken_bodies_are_re
                   fault_seed=3, latency=0.01)
     input_rows = [{**r, "generations": [f"answer {i}", f"other answer {i}"]}
                   for i, r in enumerate(instructions(70, "judge"))]
-    judge = UltraFeedback(name="judge", llm=client(sim.base_url), input_batch_size=10)
+    judge = UltraFeedback(name="judge", llm=client(sim.base_url), input_batch_size=10, use_default_structured_output=True)
     faults, statuses = replay(sim.config, 70)
     assert faults["malformed"] and faults["empty"] and faults["garbage"] and faults["no_choices"]
 
@@ -370,10 +370,11 @@ def test_judge_malformed_and_empty_answers_become_fallbacks_broken_bodies_are_re
     assert state.message.startswith(f"{fallbacks} generations kept raw output (judge: {fallbacks}).")
     fallen = check_rows(result, input_rows, 1, "judge")
     reasons = Counter(r["distilabel_metadata"]["fallback_reason_judge"].split(" (")[0] for r in fallen)
-    assert reasons == {"ValueError: unparsable judge output": faults["malformed"],
+    assert reasons == {"UnparsableOutput: the answer is not a JSON object": faults["malformed"],
                        EMPTY_REASON: faults["empty"]}
-    for row in fallen:
-        assert row["ratings"] is None and row["rationales"] is None
+    for row in fallen:  # an empty answer has no columns; an unparsable one has distilabel's None lists
+        empty = row["distilabel_metadata"]["fallback_reason_judge"] == EMPTY_REASON
+        assert row["ratings"] == (None if empty else [None, None])
     for row in result.rows:
         if row not in fallen:
             assert len(row["ratings"]) == 2 and all(1 <= r <= 5 for r in row["ratings"])
@@ -425,7 +426,7 @@ def test_combined_storm_counts_add_up(sim, tmp_path):
     )
     input_rows = instructions(100, "mixed")
     task = TextGeneration(
-        name="gen", llm=client(sim.base_url, timeout=1.0, max_retries=25, max_concurrent_requests=24),
+        name="gen", llm=client(sim.base_url, timeout=3.0, max_retries=25, max_concurrent_requests=24),
         input_batch_size=10, num_generations=2,
     )
     faults, statuses = replay(sim.config, 100)

@@ -1,0 +1,3 @@
+from distilflow.tasks.typing import RuntimeParameter
+
+__all__ = ["RuntimeParameter"]

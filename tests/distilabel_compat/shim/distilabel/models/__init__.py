@@ -1,0 +1,1 @@
+from distilflow.tasks.models import *  # noqa: F403

@@ -1,0 +1,3 @@
+from distilflow.tasks.models import (  # noqa: F401
+    AsyncImageGenerationModel, ImageGenerationModel, OpenAIImageGeneration,
+)

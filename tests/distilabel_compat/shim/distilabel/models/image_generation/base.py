@@ -1,0 +1,3 @@
+from distilflow.tasks.models import AsyncImageGenerationModel, ImageGenerationModel
+
+__all__ = ["AsyncImageGenerationModel", "ImageGenerationModel"]

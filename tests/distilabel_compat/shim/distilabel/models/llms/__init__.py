@@ -1,0 +1,1 @@
+from distilflow.tasks.models import LLM, AsyncLLM, InferenceEndpointsLLM, OpenAILLM  # noqa: F401

@@ -1,0 +1,3 @@
+from distilflow.tasks.models import LLM, AsyncLLM
+
+__all__ = ["LLM", "AsyncLLM"]

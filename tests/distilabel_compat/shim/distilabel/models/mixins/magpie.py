@@ -1,0 +1,3 @@
+from distilflow.tasks.models import MagpieChatTemplateMixin
+
+__all__ = ["MagpieChatTemplateMixin"]

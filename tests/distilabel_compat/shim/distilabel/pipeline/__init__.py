@@ -1,0 +1,1 @@
+from distilabel.pipeline.local import Pipeline  # noqa: F401

@@ -1,0 +1,1 @@
+from distilflow.tasks import *  # noqa: F403

@@ -1,0 +1,3 @@
+from distilflow.tasks import ImageTask, Task
+
+__all__ = ["ImageTask", "Task"]

@@ -1,0 +1,3 @@
+from distilflow.tasks import task
+
+__all__ = ["task"]

@@ -1,0 +1,3 @@
+from distilflow.tasks import EvolInstruct
+
+__all__ = ["EvolInstruct"]

@@ -1,0 +1,3 @@
+from distilflow.tasks import ImageGeneration
+
+__all__ = ["ImageGeneration"]

@@ -1,0 +1,3 @@
+from distilflow.tasks import ChatGeneration, TextGeneration
+
+__all__ = ["ChatGeneration", "TextGeneration"]

@@ -1,0 +1,3 @@
+from distilflow.tasks import TextGenerationWithImage
+
+__all__ = ["TextGenerationWithImage"]

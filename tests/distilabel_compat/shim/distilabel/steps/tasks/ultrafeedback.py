@@ -1,0 +1,3 @@
+from distilflow.tasks import UltraFeedback
+
+__all__ = ["UltraFeedback"]
