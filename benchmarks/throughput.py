@@ -169,6 +169,77 @@ def run_child(mode: str, args, env: dict, base_url: str, work: Path, **extra) ->
     return json.loads(found[-1][len("RESULT "):])
 
 
+def simulator_command(args) -> list[str]:
+    command = [sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--latency", str(args.latency)]
+    if args.latency_jitter:
+        command += ["--latency-jitter", str(args.latency_jitter)]
+    if args.stragglers:
+        command += ["--straggler-fraction", str(args.stragglers), "--straggler-latency", str(args.straggler_latency)]
+    return command
+
+
+BARE_SCRIPT = """
+import asyncio, json, sys, httpx, openai
+
+async def main(base_url, path, concurrency):
+    rows = [json.loads(line) for line in open(path)]
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=10)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(row):
+        async with limit:
+            answer = await client.chat.completions.create(
+                model="bench", messages=[{"role": "user", "content": row["instruction"]}], max_tokens=256)
+            return {**row, "generation": answer.choices[0].message.content}
+
+    done = await asyncio.gather(*(one(row) for row in rows))
+    with open(sys.argv[4], "w") as out:
+        out.writelines(json.dumps(row) + "\\n" for row in done)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def run_whole_process(mode: str, args, env: dict, base_url: str, work: Path) -> dict[str, dict]:
+    """`cli`: the main flow as a user runs it (its own Prefect server, every setting at its default
+    but the endpoint and the files), then again; `bare-cli`: a script with the bare client, the
+    same rows and `--concurrency` requests at once. Each timed as a whole process."""
+    source = work / "cli-input.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows(args.rows)))
+    user_env = {k: v for k, v in env.items() if not k.startswith("PREFECT_API")}  # no server: as a user
+    user_env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", PREFECT_HOME=str(work / "cli-prefect"),
+                    DISTILFLOW_HOME=str(work / "distilflow-home"))
+    if mode == "bare-cli":
+        script = work / "bare.py"
+        script.write_text(BARE_SCRIPT)
+        runs = {"bare client, whole process": [sys.executable, str(script), base_url, str(source), str(args.concurrency), str(work / "bare-cli.jsonl")]}
+    else:
+        def command(results: str) -> list[str]:
+            return [sys.executable, str(ROOT / "flows" / "text_generation.py"), "--input", str(source),
+                    "--output", str(work / "cli.jsonl"), "--model.model", "bench", "--run.result-storage", str(work / results)]
+
+        runs = {
+            "flows/text_generation.py, first ever run": command("results-cli-first"),  # starts the kept server
+            "flows/text_generation.py, whole process": command("results-cli"),
+            "  the same, again (all cached)": command("results-cli"),
+        }
+    results = {}
+    for label, command in runs.items():  # noqa: B007
+        before = requests_so_far(base_url)
+        started = time.perf_counter()
+        done = subprocess.run(command, env=user_env, cwd=work, capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{label} failed:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = work / ("bare-cli.jsonl" if mode == "bare-cli" else "cli.jsonl")
+        results[label] = {"rows_out": sum(1 for _ in open(out)), "wall_s": wall, "requests": requests_so_far(base_url) - before,
+                          "cpu_s": float("nan"), "peak_rss_mib": usage.ru_maxrss / 1024}
+    if mode == "cli":
+        subprocess.run([sys.executable, "-m", "distilflow.flows.local_server", "stop"], env=user_env, capture_output=True)
+    return results
+
+
 def requests_so_far(base_url: str) -> int:
     import httpx
 
@@ -184,8 +255,14 @@ def main() -> None:
     parser.add_argument("--modes", default="bare,bare-post,distilflow,defaults,distilabel",
                         help="bare: the openai client alone (chat.completions.create); bare-post: the same client's "
                         "post() without typing, as distilflow sends requests; distilflow: run_tasks in a flow at --concurrency; "
-                        "defaults: flows/text_generation.py at its defaults; distilabel: its pipeline at its defaults")
+                        "defaults: flows/text_generation.py at its defaults; distilabel: its pipeline at its defaults; "
+                        "cli: `python flows/text_generation.py` as a user runs it, whole process, starting its own "
+                        "Prefect server, then again (every answer cached); bare-cli: a bare-client script, whole process")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="also run distilflow with this share of 429s")
+    parser.add_argument("--stragglers", type=float, default=0.0,
+                        help="share of answers that take --straggler-latency seconds (real APIs: the slowest 1%% take many times the median)")
+    parser.add_argument("--straggler-latency", type=float, default=5.0)
+    parser.add_argument("--latency-jitter", type=float, default=0.0, help="each answer takes latency + up to this much more")
     parser.add_argument("--child"), parser.add_argument("--base-url"), parser.add_argument("--output"), parser.add_argument("--results")
     args = parser.parse_args()
     if args.child:
@@ -197,7 +274,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
     env.update(PREFECT_HOME=str(work / "prefect"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING")
-    sim, base_url = start([sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--latency", str(args.latency)], env, r"listening on (\S+)")
+    sim, base_url = start(simulator_command(args), env, r"listening on (\S+)")
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_healthy(f"http://127.0.0.1:{port}/api/health")
@@ -206,6 +283,9 @@ def main() -> None:
         for mode in args.modes.split(","):
             if mode == "distilabel" and subprocess.run([sys.executable, "-c", "import distilabel"], capture_output=True).returncode:
                 print("distilabel is not installed (pip install -e '.[bench]'); skipping it")
+                continue
+            if mode in ("cli", "bare-cli"):
+                results.update(run_whole_process(mode, args, env, base_url, work))
                 continue
             before = requests_so_far(base_url)
             results[mode] = run_child(mode, args, env, base_url, work)
@@ -216,8 +296,8 @@ def main() -> None:
                 results["distilflow (cached re-run)"]["requests"] = requests_so_far(base_url) - before
         if args.rate_limit:
             sim.terminate()
-            sim, base_url = start([sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--latency", str(args.latency),
-                                   "--rate-limit-fraction", str(args.rate_limit), "--retry-after", "0.5"], env, r"listening on (\S+)")
+            sim, base_url = start(simulator_command(args) + ["--rate-limit-fraction", str(args.rate_limit), "--retry-after", "0.5"],
+                                  env, r"listening on (\S+)")
             label = f"distilflow ({args.rate_limit:.0%} answers 429)"
             results[label] = run_child("distilflow", args, env, base_url, work, results=str(work / "results-faults"))
             results[label]["requests"] = requests_so_far(base_url)
@@ -227,12 +307,13 @@ def main() -> None:
 
 
 def report(results: dict[str, dict], args) -> None:
-    print(f"\nN={args.rows} rows, simulator latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, "
+    stragglers = f", {args.stragglers:.0%} of answers take {args.straggler_latency:g} s" if args.stragglers else ""
+    print(f"\nN={args.rows} rows, simulator latency {args.latency * 1000:.0f} ms{stragglers}, concurrency {args.concurrency}, "
           f"{os.cpu_count()} cores\n")
-    print(f"{'mode':32} {'rows out':>9} {'requests':>9} {'wall s':>8} {'rows/s':>8} {'cpu s':>7} {'peak MiB':>9}")
+    print(f"{'mode':40} {'rows out':>9} {'requests':>9} {'wall s':>8} {'rows/s':>8} {'cpu s':>7} {'peak MiB':>9}")
     labels = {"defaults": "distilflow flow at its defaults", "distilabel": "distilabel at its defaults"}
     for mode, r in results.items():
-        print(f"{labels.get(mode, mode):32} {r['rows_out']:>9} {r['requests']:>9} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
+        print(f"{labels.get(mode, mode):40} {r['rows_out']:>9} {r['requests']:>9} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
               f"{r['cpu_s']:>7.2f} {r['peak_rss_mib']:>9.0f}")
     bare_r, flow_r = results.get("bare"), results.get("distilflow")
     if results.get("bare-post") and flow_r:
@@ -256,6 +337,14 @@ def report(results: dict[str, dict], args) -> None:
     if flow_r and again:
         print(f"cached re-run: {again['wall_s'] / flow_r['wall_s']:.1%} of the first run's time, {again['requests']} requests "
               f"(run_tasks alone: {again['run_tasks_s']:.2f} s, {again['run_tasks_s'] / flow_r['run_tasks_s']:.0%})")
+    bare_cli, cli = results.get("bare client, whole process"), results.get("flows/text_generation.py, whole process")
+    if bare_cli and cli:
+        print(f"whole process: flows/text_generation.py / bare client rows/s: {bare_cli['wall_s'] / cli['wall_s']:.2f} "
+              f"({cli['wall_s']:.1f} s vs {bare_cli['wall_s']:.1f} s, Prefect's server start and exit included)")
+    again_cli = results.get("  the same, again (all cached)")
+    if cli and again_cli:
+        print(f"whole process, all cached: {again_cli['wall_s']:.1f} s, {again_cli['wall_s'] / cli['wall_s']:.0%} of the first run, "
+              f"{again_cli['requests']} requests")
     faults = next((r for m, r in results.items() if "429" in m), None)
     if flow_r and faults:
         print(f"with 429s: {faults['rows_out']} of {args.rows} rows ({args.rows - faults['rows_out']} lost), "

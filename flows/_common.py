@@ -27,6 +27,9 @@ from distilflow.tasks.runner import RunOptions, RunResult, run_tasks  # noqa: E4
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("flows/data")  # relative, so deployments show a path that holds on any worker
 SIMULATED_MODEL = "distilflow-simulator"
+# Threads for batch task runs: a running batch mostly waits for its answers, and requests set the
+# pace (a batch held by one slow answer leaves its slots to the next), so many may run at once.
+BATCH_THREADS = 256
 
 
 class ModelSettings(BaseModel):
@@ -92,7 +95,13 @@ class RunSettings(BaseModel):
 
     # distilabel's default input_batch_size; with 4 batches at once, enough rows to fill 128 requests
     batch_size: int = Field(default=50, ge=1, le=10_000, description="Rows per batch (one Prefect task run each).")
-    max_concurrent_batches: int = Field(default=4, ge=1, le=256, description="Batches in flight at once.")
+    max_concurrent_batches: Union[int, None] = Field(
+        default=None, ge=1, le=4096,
+        description="Most batches in flight at once; default: as many as keep the model's request slots busy.",
+    )
+    max_rows_in_flight: int = Field(
+        default=10_000, ge=1, description="Most rows held in batches that have started and not finished."
+    )
     retries: int = Field(default=3, ge=0, le=20, description="Prefect retries of a batch after a transient failure.")
     refresh_cache: bool = Field(default=False, description="Ask the model again for every row, replacing cached answers.")
     cache_version: str = Field(default="1", description="Bump to stop using every answer cached so far.")
@@ -107,7 +116,8 @@ class RunSettings(BaseModel):
 
     def options(self, **overrides: Any) -> RunOptions:
         return RunOptions(
-            max_concurrent_batches=self.max_concurrent_batches, retries=self.retries,
+            max_concurrent_batches=self.max_concurrent_batches, max_rows_in_flight=self.max_rows_in_flight,
+            retries=self.retries,
             refresh_cache=self.refresh_cache, cache_version=self.cache_version,
             result_storage=self.result_storage, max_failed_fraction=self.max_failed_fraction, **overrides,
         )
@@ -253,9 +263,20 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     configuration, with one line naming the fix; 1: the run failed and wrote nothing. A run that
     did not complete ends with its reason as the last line on stderr.
     """
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from distilflow.flows.local_server import ensure_local_server
     from distilflow.tasks.runner import FAILED_ROWS_STATE_NAME
 
-    state = run_flow(cli(params_model, argv), return_state=True)
+    params = cli(params_model, argv)  # bad flags end here, before any server starts
+    # Heartbeats tell a worker's server that a run still lives; a run started here ends with this
+    # process, and their thread costs a second at exit (it sleeps in one-second steps).
+    settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    url = ensure_local_server()
+    if url:
+        settings[PREFECT_API_URL] = url
+    with temporary_settings(updates=settings):
+        state = run_flow(params, return_state=True)
     if state.is_completed():
         if state.name == FAILED_ROWS_STATE_NAME:
             print(f"warning: {state.message}", file=sys.stderr)

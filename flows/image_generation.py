@@ -12,7 +12,7 @@ import threading
 from typing import Any, Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    DATA, ModelSettings, RunSettings, load_rows, main, model_endpoint, run_steps, user_error_state,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, load_rows, main, model_endpoint, run_steps, user_error_state,
 )
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -87,7 +87,7 @@ def _thumbnail(image_b64: str, size: int) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-@flow(name="image-generation", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="image-generation", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
     try:
         return _image_generation(params, get_run_logger())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
     user_error_state,
 )
 from prefect import flow, get_run_logger
@@ -36,7 +36,7 @@ class PreferenceDatasetParams(BaseModel):
     dry_run: bool = Field(default=False, description="Run one small batch without the cache and print the rows.")
 
 
-@flow(name="preference-dataset", task_runner=ThreadPoolTaskRunner(max_workers=16))
+@flow(name="preference-dataset", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams()):
     try:
         return _preference_dataset(params, get_run_logger())

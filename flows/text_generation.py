@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
     user_error_state,
 )
 from prefect import flow, get_run_logger
@@ -37,7 +37,7 @@ class TextGenerationParams(BaseModel):
     dry_run: bool = Field(default=False, description="Run one small batch without the cache and print the rows.")
 
 
-@flow(name="text-generation", task_runner=ThreadPoolTaskRunner(max_workers=16))
+@flow(name="text-generation", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def text_generation(params: TextGenerationParams = TextGenerationParams()):
     try:
         return _text_generation(params, get_run_logger())

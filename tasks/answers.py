@@ -36,7 +36,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -94,6 +94,13 @@ class AnswerContext:
     cached: int = 0  # inputs answered from the store
     sent: int = 0  # inputs asked of the model
     failed: int = 0  # inputs whose request failed
+    # told how many more of the batch's inputs have their answer (or their error), as they do:
+    # the runner starts new batches while the model has idle request slots
+    on_answered: Union[Callable[[int], None], None] = None
+
+    def answered(self, count: int) -> None:
+        if self.on_answered is not None and count:
+            self.on_answered(count)
 
 
 @contextmanager
@@ -159,8 +166,12 @@ def answer(
                     results[i] = stored[key]
             todo = [i for i in todo if results[i] is None]
             context.cached += len(inputs) - len(todo)
+            context.answered(len(inputs) - len(todo))
     if todo:
-        fresh = _ask(llm, [inputs[i] for i in todo], num_generations, kwargs, store, [keys[i] for i in todo] if keys else [])
+        fresh = _ask(
+            llm, [inputs[i] for i in todo], num_generations, kwargs, store, [keys[i] for i in todo] if keys else [],
+            context.answered if context is not None else None,
+        )
         for i, result in zip(todo, fresh):
             results[i] = result
         if context is not None:
@@ -176,7 +187,10 @@ def answer(
     return [RowFailure.of(r) if isinstance(r, ModelRequestError) else r for r in results]
 
 
-def _ask(llm: Any, inputs: list[Any], n: int, kwargs: dict[str, Any], store: Any, keys: list[str]) -> list[Any]:
+def _ask(
+    llm: Any, inputs: list[Any], n: int, kwargs: dict[str, Any], store: Any, keys: list[str],
+    answered: Union[Callable[[int], None], None] = None,
+) -> list[Any]:
     """Answers (or request errors) from the model, stored as they arrive (a write every few dozen ms)."""
     if hasattr(llm, "agenerate_each"):
 
@@ -184,6 +198,10 @@ def _ask(llm: Any, inputs: list[Any], n: int, kwargs: dict[str, Any], store: Any
             keeper = _Keeper(store, asyncio.get_running_loop()) if store is not None else None
 
             async def keep(index: int, output: Any) -> None:
+                if answered is not None:
+                    answered(1)
+                if isinstance(output, ModelRequestError):
+                    return
                 _check(llm, output, n)
                 if keeper is not None:
                     await keeper.add(keys[index], output)
@@ -205,7 +223,12 @@ def _ask(llm: Any, inputs: list[Any], n: int, kwargs: dict[str, Any], store: Any
     except ModelConfigurationError:
         raise
     except ModelRequestError as e:  # a sync client answers for the whole call: every input failed
-        return [e] * len(inputs)
+        outputs = [e] * len(inputs)
+    finally:
+        if answered is not None:
+            answered(len(inputs))
+    if outputs and isinstance(outputs[0], ModelRequestError):
+        return outputs
     if store is not None:
         store.submit_many(list(zip(keys, outputs))).result()
     return outputs

@@ -5,6 +5,12 @@ import sys
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# A `python flows/x.py` started by a test without a Prefect API keeps its local server here, not
+# in the user's ~/.distilflow (tests that start one stop it).
+if "DISTILFLOW_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["DISTILFLOW_HOME"] = tempfile.mkdtemp(prefix="distilflow-test-home-")
 
 import pytest  # noqa: E402
 

@@ -117,9 +117,20 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     """The README's main command: a fresh directory, no key, no Prefect server, CLI flags."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_API", "DISTILFLOW_"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["DISTILFLOW_HOME"] = str(tmp_path / "distilflow-home")  # where the kept server lives (~/.distilflow for a user)
     command = [sys.executable, str(ROOT / "flows" / "text_generation.py"), "--limit", "5", "--run.batch-size", "2"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    try:
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    finally:
+        stopped = subprocess.run([sys.executable, "-m", "distilflow.flows.local_server", "stop"], env=env,
+                                 capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    # the first run starts a Prefect server, says so, and keeps it; the second reuses it quietly
+    assert "distilflow started a local Prefect server at http://127.0.0.1:" in done.stderr
+    assert again.returncode == 0 and "started a local Prefect server" not in again.stderr
+    assert "(3/3 batches from cache)" in again.stdout
+    assert stopped.stdout.strip() == "stopped"
     output = tmp_path / "output" / "text_generation.jsonl"
     assert f"Wrote 5 rows to {output}" in done.stdout
     assert "distilflow simulator" in done.stderr

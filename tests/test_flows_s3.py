@@ -70,7 +70,9 @@ def test_image_flow_stores_images_on_s3_under_content_hashes(s3, sim):
 def _run_flow_process(tmp_path: Path, name: str, sim_url: str, s3) -> subprocess.CompletedProcess:
     """`python flows/text_generation.py` in its own process with its own, fresh Prefect database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "OPENAI_"))}
-    env.update(PREFECT_HOME=str(tmp_path / f"prefect-{name}"), OPENAI_BASE_URL=sim_url, OPENAI_API_KEY="sk-local-test")
+    # its own temporary Prefect server, as a worker with its own database (not distilflow's kept one)
+    env.update(PREFECT_HOME=str(tmp_path / f"prefect-{name}"), OPENAI_BASE_URL=sim_url, OPENAI_API_KEY="sk-local-test",
+               DISTILFLOW_LOCAL_SERVER="0")
     command = [
         sys.executable, str(ROOT / "flows" / "text_generation.py"), "--limit", "6", "--run.batch-size", "2",
         "--model.model", "sim-model", "--output", s3.uri(f"out-{name}.jsonl"), "--run.result-storage", s3.uri("shared-results"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from prefect.client.schemas.sorting import TaskRunSort
 from prefect.settings import PREFECT_API_URL
 
 from distilflow.tasks import Task, TextGeneration, UltraFeedback
+from distilflow.tasks.models import DummyAsyncLLM
 from distilflow.tasks.runner import run_tasks
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -313,3 +315,34 @@ def test_outside_a_flow_failures_follow_the_same_rules(sim):
     assert result.failed_batches == ["other[1/3]"] and result.rows == []
     assert result.steps[0].not_run == 2 and sim.stats()["requests"] == 1
     assert result.final_state().is_failed() and "Check the API key" in result.final_state().message
+
+
+class SlowFirstLLM(DummyAsyncLLM):
+    """Answers at once, except inputs that contain "slow", which take a second and a half."""
+
+    async def agenerate(self, input, num_generations=1, **kwargs):
+        if "slow" in str(input):
+            await asyncio.sleep(1.5)
+        return await super().agenerate(input, num_generations, **kwargs)
+
+
+def straggling_rows(prefix: str) -> list[dict[str, Any]]:
+    """Six batches of four whose first row is slow: every batch has a straggler."""
+    return [{"instruction": f"{prefix} {'slow' if i % 4 == 0 else 'fast'} {i}"} for i in range(24)]
+
+
+def test_requests_set_the_pace_a_slow_answer_holds_one_slot_not_a_batch(tmp_path):
+    """Four request slots, batches of four, one slow answer in every batch: while batch 1 waits for
+    its slow answer, its three other slots go to the next batches, which start before it ends."""
+    task = TextGeneration(llm=SlowFirstLLM(max_concurrent_requests=4), input_batch_size=4)
+    state, result = run(task, straggling_rows("a"), tmp_path)
+    assert state.name == "Completed" and len(result.rows) == 24
+    runs = task_runs(state.state_details.flow_run_id, 6)
+    first = runs["text_generation_0[1/6]"]
+    assert all(runs[f"text_generation_0[{i}/6]"].start_time < first.end_time for i in (2, 3, 4))
+
+    # a fixed number of batches (the old way): the third waits for one of the first two to end
+    state, _ = run(task, straggling_rows("b"), tmp_path, max_concurrent_batches=2)
+    runs = task_runs(state.state_details.flow_run_id, 6)
+    first_end = min(runs[f"text_generation_0[{i}/6]"].end_time for i in (1, 2))
+    assert runs["text_generation_0[3/6]"].start_time >= first_end

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import random
+import re
 import signal
 import struct
 import subprocess
@@ -24,6 +25,7 @@ import pydantic
 import pytest
 
 from distilflow.tasks.simulator import Simulator, SimulatorConfig
+from distilflow.tasks.simulator.state import straggler_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sim-model"
@@ -125,6 +127,8 @@ def test_chat_n_choices_and_usage_add_up(sim, client, http):
         "completion_tokens": sum(counts),
         "faults": {},
         "early_retries": 0,
+        "stragglers": 0,
+        "rate_limited": 0,
     }
     assert sim.stats() == expected
     assert http.get("/_sim/stats").json() == expected
@@ -613,6 +617,8 @@ def test_admin_config_and_reset_over_http(sim, client, http):
         "completion_tokens": 0,
         "faults": {},
         "early_retries": 0,
+        "stragglers": 0,
+        "rate_limited": 0,
     }
     with pytest.raises(pydantic.ValidationError):
         sim.configure(timeout_fraction=2)
@@ -732,3 +738,188 @@ def test_api_key_when_set_is_required_like_a_provider():
         assert right.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices
         assert sim.stats()["by_status"] == {"401": 1, "200": 1}
         assert "sk-right" not in httpx.get(sim.base_url.removesuffix("/v1") + "/_sim/config").text
+
+
+# -- stragglers and rate-limit budgets -------------------------------------------
+
+# OpenAI's x-ratelimit-reset-* format (Go durations): "120ms", "1s", "8.64s", "6m0s", "1h2m3.5s".
+DURATION = re.compile(r"0s|[1-9]\d*ms|(?:[1-9]\d*h)?(?:\d+m)?\d+(?:\.\d{1,3})?s")
+RATE_LIMIT_HEADERS = [f"x-ratelimit-{what}-{kind}" for what in ("limit", "remaining", "reset") for kind in ("requests", "tokens")]
+
+
+def chat_body(text="Say something", **fields):
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **fields}
+
+
+def test_stragglers_are_the_predicted_requests_and_are_counted(sim):
+    seed = 2
+    # server_error_fraction shows the straggler draw leaves the seeded fault schedule as it was
+    sim.configure(straggler_fraction=0.2, straggler_latency=1.0, fault_seed=seed, server_error_fraction=0.3)
+    predicted = [sequence for sequence in range(1, 21) if straggler_unit(seed, sequence) < 0.2]
+    assert 0 < len(predicted) < 20
+    durations: dict[int, float] = {}
+    statuses: dict[int, int] = {}
+
+    def send(sequence: int) -> None:
+        with httpx.Client(base_url=sim.url, timeout=10) as own:
+            started = time.perf_counter()
+            statuses[sequence] = own.post("/v1/chat/completions", json=chat_body()).status_code
+            durations[sequence] = time.perf_counter() - started
+
+    # one at a time in arrival order (so request i gets sequence number i), stragglers overlapping
+    senders = []
+    for sequence in range(1, 21):
+        senders.append(threading.Thread(target=send, args=(sequence,)))
+        senders[-1].start()
+        deadline = time.monotonic() + 3
+        while sim.stats()["requests"] < sequence and time.monotonic() < deadline:
+            time.sleep(0.001)
+    for sender in senders:
+        sender.join(10)
+    assert [s for s in range(1, 21) if durations[s] >= 1.0] == predicted
+    assert all(durations[s] < 0.5 for s in range(1, 21) if s not in predicted)
+    assert sim.stats()["stragglers"] == len(predicted)
+    draws = random.Random(seed)
+    assert [statuses[s] for s in range(1, 21)] == [500 if draws.random() < 0.3 else 200 for _ in range(20)]
+
+
+def test_latency_per_token_makes_longer_answers_slower(sim, client):
+    sim.configure(latency_per_token=0.005)
+    started = time.perf_counter()
+    long = ask(client, "Long answer please", n=3)
+    long_time = time.perf_counter() - started
+    started = time.perf_counter()
+    short = ask(client, "Long answer please", max_tokens=1)
+    short_time = time.perf_counter() - started
+    assert long.usage.completion_tokens >= 30 and short.usage.completion_tokens == 1
+    assert long_time >= 0.005 * long.usage.completion_tokens
+    assert short_time < long_time - 0.1
+    assert sim.stats()["stragglers"] == 0
+
+
+def test_rate_limit_headers_only_with_a_budget_and_counting_down(sim, http):
+    plain = http.post("/v1/chat/completions", json=chat_body())
+    assert plain.status_code == 200 and not [h for h in plain.headers if h.startswith("x-ratelimit")]
+
+    sim.configure(requests_per_minute=60)
+    answers = [http.post("/v1/chat/completions", json=chat_body()) for _ in range(3)]
+    for answer, remaining in zip(answers, (59, 58, 57)):
+        assert answer.status_code == 200
+        assert answer.headers["x-ratelimit-limit-requests"] == "60"
+        assert answer.headers["x-ratelimit-remaining-requests"] == str(remaining)
+        assert DURATION.fullmatch(answer.headers["x-ratelimit-reset-requests"])
+        assert "x-ratelimit-limit-tokens" not in answer.headers  # no token budget, no token headers
+    assert answers[0].headers["x-ratelimit-reset-requests"] == "1s"  # 1 request back at 60/min
+
+    # a token budget adds its three headers; a change of budget starts it full again
+    sim.configure(tokens_per_minute=1000, fault_script=[500, 429])
+    failed = http.post("/v1/chat/completions", json=chat_body(max_tokens=5))  # 2 + 5 tokens
+    assert failed.status_code == 500  # any answer of an admitted request carries the headers
+    assert [h for h in failed.headers if h.startswith("x-ratelimit")] == RATE_LIMIT_HEADERS  # OpenAI's order
+    assert failed.headers["x-ratelimit-remaining-requests"] == "59"
+    assert failed.headers["x-ratelimit-remaining-tokens"] == "993"
+    assert failed.headers["x-ratelimit-reset-tokens"] == "420ms"  # 7 tokens at 1000/min
+    fault = http.post("/v1/chat/completions", json=chat_body(max_tokens=5))
+    assert fault.status_code == 429 and fault.headers["x-ratelimit-remaining-tokens"] == "986"
+    stats = sim.stats()
+    assert stats["by_status"]["429"] == 1 and stats["rate_limited"] == 0  # a fault, not the budget
+
+
+def test_requests_budget_refuses_with_429_and_accepts_again_after_the_reset(sim, http):
+    # 3 requests per 1.5 s: one comes back every 0.5 s; the script shows refusals take no entry
+    sim.configure(requests_per_minute=3, rate_limit_window=1.5, fault_script=["ok"] * 4 + [500])
+    assert [http.post("/v1/chat/completions", json=chat_body()).status_code for _ in range(3)] == [200] * 3
+    refused = [http.post("/v1/chat/completions", json=chat_body()) for _ in range(2)]
+    for answer in refused:
+        assert answer.status_code == 429
+        error = answer.json()["error"]
+        assert (error["code"], error["type"]) == ("rate_limit_exceeded", "requests")
+        wait_ms = int(answer.headers["retry-after-ms"])
+        assert 0 < wait_ms <= 500 and answer.headers["retry-after"] == "1"
+        assert error["message"] == (
+            f"Rate limit reached for {MODEL} in organization org-simulator on requests per min (RPM): "
+            f"Limit 3, Used 3, Requested 1. Please try again in {wait_ms}ms. "
+            "Visit https://platform.openai.com/account/rate-limits to learn more."
+        )
+        assert answer.headers["x-ratelimit-limit-requests"] == "3"
+        assert answer.headers["x-ratelimit-remaining-requests"] == "0"
+        assert DURATION.fullmatch(answer.headers["x-ratelimit-reset-requests"])
+    # the first refusal consumed nothing: the second is told to wait no longer
+    assert int(refused[1].headers["retry-after-ms"]) <= int(refused[0].headers["retry-after-ms"])
+
+    time.sleep(int(refused[1].headers["retry-after-ms"]) / 1000)
+    accepted = http.post("/v1/chat/completions", json=chat_body("another question"))
+    assert accepted.status_code == 200 and accepted.headers["x-ratelimit-remaining-requests"] == "0"
+    time.sleep(0.5)
+    assert http.post("/v1/chat/completions", json=chat_body("third")).status_code == 500  # 5th script entry
+    stats = sim.stats()
+    assert stats["rate_limited"] == 2 and stats["requests"] == 7
+    assert stats["by_status"] == {"200": 4, "429": 2, "500": 1}
+    assert stats["early_retries"] == 1  # the second refused request repeated the first at once
+
+
+def test_retrying_client_gets_through_a_requests_budget(sim):
+    sim.configure(requests_per_minute=2, rate_limit_window=0.4)  # one request back every 0.2 s
+    with openai.OpenAI(base_url=sim.base_url, api_key="sim", max_retries=5) as retrying:
+        started = time.perf_counter()
+        answers = [ask(retrying, f"question {i}") for i in range(4)]
+        assert time.perf_counter() - started < 3
+    assert all(answer.choices for answer in answers)
+    stats = sim.stats()
+    assert stats["by_status"]["200"] == 4 and stats["rate_limited"] == stats["by_status"]["429"] >= 1
+    assert stats["early_retries"] == 0  # retry-after-ms was enough to wait
+
+
+def test_tokens_budget_counts_prompt_plus_max_tokens(sim, http):
+    sim.configure(tokens_per_minute=100)  # refills 100 tokens a minute: nothing comes back meanwhile
+    five = "one two three four five"
+    first = http.post("/v1/chat/completions", json=chat_body(five, max_tokens=50))
+    assert first.status_code == 200 and first.headers["x-ratelimit-remaining-tokens"] == "45"
+    assert "x-ratelimit-limit-requests" not in first.headers
+    refused = http.post("/v1/chat/completions", json=chat_body(five, max_tokens=50))  # 55 > 45
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert (error["code"], error["type"]) == ("rate_limit_exceeded", "tokens")
+    assert "on tokens per min (TPM): Limit 100, Used 55, Requested 55. Please try again in " in error["message"]
+    assert refused.headers["retry-after"] == "6"  # 10 tokens short at 100 a minute
+    assert refused.headers["x-ratelimit-remaining-tokens"] == "45"
+    fits = http.post("/v1/chat/completions", json=chat_body(five, max_tokens=40))  # 45: just fits
+    assert fits.status_code == 200 and fits.headers["x-ratelimit-remaining-tokens"] == "0"
+
+    sim.configure(tokens_per_minute=100)  # a new budget starts full
+    several = http.post("/v1/chat/completions", json=chat_body(five, n=3, max_tokens=20))  # 5 + 3 * 20
+    assert several.headers["x-ratelimit-remaining-tokens"] == "35"
+    uncapped = http.post("/v1/chat/completions", json=chat_body(five))  # 5 + the longest answer, 40
+    assert uncapped.status_code == 429 and "Requested 45." in uncapped.json()["error"]["message"]
+    prompts = http.post("/v1/completions", json={"model": MODEL, "prompt": ["a b", "c"], "max_tokens": 10})
+    assert prompts.status_code == 200 and prompts.headers["x-ratelimit-remaining-tokens"] == "12"  # 3 + 2 * 10
+    too_large = http.post("/v1/chat/completions", json=chat_body(five, max_tokens=200))
+    assert too_large.status_code == 429 and "retry-after" not in too_large.headers  # no wait would help
+    assert too_large.json()["error"]["message"].startswith(
+        f"Request too large for {MODEL} in organization org-simulator on tokens per min (TPM): Limit 100, Requested 205."
+    )
+    assert sim.stats()["rate_limited"] == 3
+
+
+def test_straggler_and_budget_fields_are_validated_and_have_cli_flags(sim, http):
+    for bad in ({"straggler_fraction": 1.5}, {"straggler_latency": -1}, {"latency_per_token": -0.1},
+                {"requests_per_minute": 0}, {"tokens_per_minute": -5}, {"rate_limit_window": 0}):
+        with pytest.raises(pydantic.ValidationError):
+            SimulatorConfig(**bad)
+        assert http.post("/_sim/config", json=bad).status_code == 422
+    # the straggler fraction is its own draw, not part of the fault fractions' total
+    assert SimulatorConfig(straggler_fraction=1.0, server_error_fraction=1.0).straggler_fraction == 1.0
+
+    from distilflow.tasks.simulator.__main__ import build_parser
+    from distilflow.tasks.simulator.errors import openai_duration
+
+    flags = ["--straggler-fraction", "0.01", "--straggler-latency", "8", "--latency-per-token", "0.002",
+             "--requests-per-minute", "500", "--tokens-per-minute", "90000", "--rate-limit-window", "6"]
+    args = vars(build_parser().parse_args(flags))
+    assert {k: args[k] for k in args if k not in ("host", "port", "allow_non_loopback")} == {
+        "straggler_fraction": 0.01, "straggler_latency": 8.0, "latency_per_token": 0.002,
+        "requests_per_minute": 500, "tokens_per_minute": 90000, "rate_limit_window": 6.0,
+    }
+    assert [openai_duration(s) for s in (0, 0.0004, 0.12, 1, 8.64, 360, 3723.5)] == [
+        "0s", "1ms", "120ms", "1s", "8.64s", "6m0s", "1h2m3.5s"
+    ]

@@ -17,10 +17,9 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, ClassVar, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Optional, TypeVar
 
 import httpx
-import openai
 from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt, PrivateAttr, SecretStr
 
 from distilflow.tasks._loop import PerLoop
@@ -28,6 +27,9 @@ from distilflow.tasks._state import fresh_private_state
 from distilflow.tasks.models._concurrency import AdaptiveLimit
 from distilflow.tasks.typing import RUNTIME_PARAMETER
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError, model_request_error
+
+if TYPE_CHECKING:
+    import openai
 
 T = TypeVar("T")
 _log = logging.getLogger("distilflow.models")
@@ -130,6 +132,8 @@ class OpenAICompatible(BaseModel):
 
     def client(self) -> openai.AsyncOpenAI:
         """The async client bound to the running event loop."""
+        import openai  # on first use: a run answered from the cache never pays its import (0.6 s)
+
         return self._clients.get(
             lambda: openai.AsyncOpenAI(
                 api_key=self._resolved_key(),
@@ -174,7 +178,7 @@ class OpenAICompatible(BaseModel):
                 result = await request()
             # a body that is not JSON (a proxy's error page) surfaces as JSONDecodeError
             except (
-                openai.APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError, MalformedAnswer
+                _sdk().APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError, MalformedAnswer
             ) as e:
                 status, response = _status_of(e)
                 retry_after = _retry_after(response) if response is not None else None
@@ -248,6 +252,12 @@ class MalformedAnswer(Exception):
     """An HTTP 200 whose body is JSON but not an answer (no choices, no data, not an object)."""
 
 
+def _sdk() -> Any:
+    import openai
+
+    return openai
+
+
 def clip(value: Any, limit: int = 200) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -255,7 +265,7 @@ def clip(value: Any, limit: int = 200) -> str:
 
 def _status_of(error: Exception) -> tuple[int | None, Any]:
     """(HTTP status, response) of a failed request; status None for transport failures."""
-    if isinstance(error, openai.APIStatusError):
+    if isinstance(error, _sdk().APIStatusError):
         return error.status_code, error.response
     if isinstance(error, httpx.HTTPStatusError):
         return error.response.status_code, error.response

@@ -261,24 +261,24 @@ class _AsyncAdapter(BaseModel):
         """Each input's answer, or the `ModelRequestError` that input's request ended with.
 
         Requests run concurrently, at most `max_concurrent_requests` at once; `on_answer(index,
-        answer)` is awaited as each answer arrives, still holding its request's slot, so answers
-        received but not yet handled (say, stored) never outnumber the requests allowed in
-        flight. A request error belongs to its input; any other error, or a
-        `ModelConfigurationError` (no request can succeed), cancels the rest and is raised.
+        result)` is awaited as each input's request ends, with its answer or its
+        `ModelRequestError`, still holding the request's slot. A request error belongs to its
+        input; any other error, or a `ModelConfigurationError` (no request can succeed), cancels
+        the rest and is raised.
         """
         limit = self._limits.get(lambda: asyncio.Semaphore(self.max_concurrent_requests))
 
         async def one(index: int, item: Any) -> Any:
             async with limit:
                 try:
-                    answer = await self.agenerate(item, num_generations=num_generations, **kwargs)
+                    result = await self.agenerate(item, num_generations=num_generations, **kwargs)
                 except ModelConfigurationError:
                     raise
                 except ModelRequestError as e:
-                    return e
+                    result = e
                 if on_answer is not None:
-                    await on_answer(index, answer)
-                return answer
+                    await on_answer(index, result)
+                return result
 
         tasks = [asyncio.ensure_future(one(i, item)) for i, item in enumerate(inputs)]
         if not tasks:

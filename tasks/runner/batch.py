@@ -15,6 +15,7 @@ alone. Configuration errors (401/403/404) fail the batch at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Union
@@ -29,6 +30,7 @@ from distilflow.tasks.answers import AnswerContext, answering
 from distilflow.tasks.base import _Task
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
 from distilflow.tasks.runner.options import RunOptions
+from distilflow.tasks.runner.pace import progress_of
 from distilflow.tasks.runner.report import RowCounts, count_rows, failure_message, fallback_message, shape_message
 
 __all__ = [
@@ -74,6 +76,7 @@ def execute_batch(
     prior: Union[dict[int, int], None] = None,
     *,
     final_attempt: bool = True,
+    on_answered: Union[Callable[[int], None], None] = None,
 ) -> BatchOutput:
     """The rows of one batch, its model inputs answered through the answer cache when `answers` is set."""
     store = None
@@ -83,7 +86,7 @@ def execute_batch(
         store = answer_store(answers.location)
     context = AnswerContext(
         store=store, version=answers.version if answers else "", refresh=bool(answers and answers.refresh),
-        final_attempt=final_attempt, prior=dict(prior or {}),
+        final_attempt=final_attempt, prior=dict(prior or {}), on_answered=on_answered,
     )
     with answering(context):
         out = process_rows(task, rows)
@@ -97,10 +100,13 @@ def run_batch(
     answers: Union[AnswerSettings, None] = None,
     prior: Union[dict[int, int], None] = None,
     concurrency_limit: Union[str, None] = None,
+    pace: Union[str, None] = None,
 ) -> State:
     """The body of a batch task run: generate, then name the state after what happened."""
     with _global_slot(concurrency_limit) if concurrency_limit else nullcontext():
-        output = execute_batch(task, rows, answers, prior, final_attempt=_last_attempt())
+        output = execute_batch(
+            task, rows, answers, prior, final_attempt=_last_attempt(), on_answered=progress_of(pace, label)
+        )
     return batch_state(task, len(rows), output)
 
 

@@ -18,8 +18,13 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrent_batches: PositiveInt = Field(
-        default=4, description="Batches in flight at once (Prefect's default thread pool has no limit)."
+    max_concurrent_batches: Union[PositiveInt, None] = Field(
+        default=None,
+        description="Most first-step batches in flight at once; default: as many as keep the model's request "
+        "slots busy (requests set the pace), within max_rows_in_flight.",
+    )
+    max_rows_in_flight: PositiveInt = Field(
+        default=10_000, description="Most rows held in batches that have started and not finished (memory)."
     )
     retries: NonNegativeInt = Field(default=3, description="Prefect retries of a batch after a transient failure.")
     retry_delay_seconds: NonNegativeFloat = Field(default=2.0, description="First batch retry delay, doubled each time.")

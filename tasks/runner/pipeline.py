@@ -1,11 +1,13 @@
 """`run_tasks`: rows through a chain of tasks, one Prefect task run per batch and step.
 
-The rows are cut into batches of the first task's `input_batch_size`. Batch i of step k+1 is
+The rows are cut into batches of the first task's `input_batch_size`. New first-step batches
+start while its model client has idle request slots (see `pace.py`): requests set the pace, so a
+batch held by one slow answer does not hold back the rest; `max_rows_in_flight` caps the rows
+held in memory, `max_concurrent_batches` (off by default) the batches. Batch i of step k+1 is
 submitted once batch i of step k is done (and, so that repeated inputs are numbered in input
 order, once batches before it were submitted), so a judge starts on the first answers while the
-generator is still working on later batches. At most `max_concurrent_batches` first-step task runs
-are in flight. Outside a flow the same call runs the batches in-process, without Prefect; the
-answer cache works the same in both.
+generator is still working on later batches. Outside a flow the same call runs the batches
+in-process, without Prefect; the answer cache works the same in both.
 
 A run stops starting batches when a configuration error comes back (bad key, unknown model),
 when a batch fails with a non-transient error (`fail_fast`), or when more than
@@ -15,6 +17,7 @@ when a batch fails with a non-transient error (`fail_fast`), or when more than
 from __future__ import annotations
 
 import logging
+import queue
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, Union
@@ -28,6 +31,7 @@ from distilflow.tasks.base import _Task
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
 from distilflow.tasks.runner.batch import AnswerSettings, BatchOutput, batch_task_for, execute_batch
 from distilflow.tasks.runner.options import RunOptions
+from distilflow.tasks.runner.pace import Pace
 from distilflow.tasks.runner.progress import RunReporter
 from distilflow.tasks.runner.report import StepSummary, clip, failure_message
 from distilflow.tasks.runner.result import RunResult
@@ -38,6 +42,8 @@ _log = logging.getLogger("distilflow.runner")
 
 #: A step's share of failed rows is judged once it has at least this many rows.
 MIN_ROWS_JUDGED = 20
+#: Request slots assumed for a model client that does not say (a sync client's `generate`).
+DEFAULT_REQUEST_SLOTS = 64
 
 
 class RowSink(Protocol):
@@ -187,58 +193,81 @@ class _Run:
     def in_flow(self, chunks: list, reporter: RunReporter, collected: _Collector) -> None:
         steps, options = self.steps, self.options
         batch_tasks = [batch_task_for(step, options) for step in steps]
+        events: queue.SimpleQueue = queue.SimpleQueue()  # finished batch futures; None: request slots freed
         waiting = deque(range(len(chunks)))
         in_flight: dict[Any, tuple[int, int]] = {}
         ready: list[dict[int, Any]] = [{} for _ in steps]  # step k: batch index -> rows, None if skipped
         next_index = [0] * len(steps)
+        first = {"batches": 0, "rows": 0}  # the first step's batches in flight, and their rows
 
-        def submit(k: int, i: int, rows: list[dict[str, Any]]) -> None:
-            # plain values, not futures or `quote(...)`: both break on the way to Dask workers
-            future = batch_tasks[k].submit(
-                steps[k], rows, self.label(k, i), self.answers, self.prior(k, rows), options.concurrency_limit
-            )
-            in_flight[future] = (i, k)
-            self.summaries[k].rows_in += len(rows)
+        with Pace(_request_slots(steps[0]), wake=lambda: events.put(None)) as pace:
 
-        def release(k: int) -> None:
-            """Submit step k's batches whose turn has come, in input order."""
-            while next_index[k] in ready[k]:
-                i = next_index[k]
-                rows = ready[k].pop(i)
-                next_index[k] += 1
-                if rows is not None and self.stopped is None:
-                    submit(k, i, rows)
-                elif k + 1 < len(steps):
-                    ready[k + 1][i] = None
+            def submit(k: int, i: int, rows: list[dict[str, Any]]) -> None:
+                label = self.label(k, i)
+                if k == 0:
+                    pace.reserve(label, len(rows))
+                    first["batches"] += 1
+                    first["rows"] += len(rows)
+                # plain values, not futures or `quote(...)`: both break on the way to Dask workers
+                future = batch_tasks[k].submit(
+                    steps[k], rows, label, self.answers, self.prior(k, rows), options.concurrency_limit,
+                    pace.key if k == 0 else None,
+                )
+                in_flight[future] = (i, k)
+                future.add_done_callback(events.put)
+                self.summaries[k].rows_in += len(rows)
+
+            def release(k: int) -> None:
+                """Submit step k's batches whose turn has come, in input order."""
+                while next_index[k] in ready[k]:
+                    i = next_index[k]
+                    rows = ready[k].pop(i)
+                    next_index[k] += 1
+                    if rows is not None and self.stopped is None:
+                        submit(k, i, rows)
+                    elif k + 1 < len(steps):
+                        ready[k + 1][i] = None
+                        release(k + 1)
+
+            def room() -> bool:
+                """Whether the first step may start another batch: requests set the pace, not batches."""
+                if options.max_concurrent_batches is not None and first["batches"] >= options.max_concurrent_batches:
+                    return False
+                return first["rows"] < options.max_rows_in_flight and pace.has_room
+
+            while waiting or in_flight:
+                while waiting and self.stopped is None and room():
+                    i = waiting.popleft()
+                    submit(0, i, chunks[i])
+                if not in_flight:
+                    break
+                done = events.get()
+                if done is None or done not in in_flight:
+                    continue  # request slots freed up (or an old wake-up): look at the room again
+                i, k = in_flight.pop(done)
+                if k == 0:
+                    pace.release(self.label(0, i))
+                    first["batches"] -= 1
+                    first["rows"] -= len(chunks[i])
+                done.wait()  # takes the final state from the run itself, not from the API (which may lag)
+                state = done.state
+                rows = None
+                if state.is_completed():
+                    output = done.result()
+                    self.done(k, i, output)
+                    rows = output.rows
+                else:
+                    try:
+                        error = state.result(raise_on_failure=False)
+                    except Exception as e:  # noqa: BLE001 - e.g. a run left PENDING by a crashed worker
+                        error = e
+                    self.failed(k, i, error, state)
+                if k + 1 < len(steps):
+                    ready[k + 1][i] = rows
                     release(k + 1)
-
-        while waiting or in_flight:
-            while waiting and self.stopped is None and len(in_flight) < options.max_concurrent_batches:
-                i = waiting.popleft()
-                submit(0, i, chunks[i])
-            if not in_flight:
-                break
-            done = next(as_completed(list(in_flight)))
-            i, k = in_flight.pop(done)
-            done.wait()  # takes the final state from the run itself, not from the API (which may lag)
-            state = done.state
-            rows = None
-            if state.is_completed():
-                output = done.result()
-                self.done(k, i, output)
-                rows = output.rows
-            else:
-                try:
-                    error = state.result(raise_on_failure=False)
-                except Exception as e:  # noqa: BLE001 - e.g. a run left PENDING by a crashed worker
-                    error = e
-                self.failed(k, i, error, state)
-            if k + 1 < len(steps):
-                ready[k + 1][i] = rows
-                release(k + 1)
-            elif rows is not None:
-                collected.add(i, rows)
-            reporter.batch_done()
+                elif rows is not None:
+                    collected.add(i, rows)
+                reporter.batch_done()
 
     def in_process(self, chunks: list, reporter: RunReporter, collected: _Collector) -> None:
         for i, chunk in enumerate(chunks):
@@ -262,6 +291,11 @@ class _Run:
                 reporter.batch_done()
             if current is not None:
                 collected.add(i, current)
+
+
+def _request_slots(step: _Task) -> int:
+    """How many requests the step's model client keeps in flight at most (its request slots)."""
+    return getattr(step.llm, "max_concurrent_requests", None) or DEFAULT_REQUEST_SLOTS
 
 
 def _shown_input(step: _Task, row: dict[str, Any]) -> dict[str, str]:

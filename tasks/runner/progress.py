@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,6 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from distilflow.tasks.runner.report import artifact_key
 
 _log = logging.getLogger("distilflow.runner")
+
+#: The progress artifact is updated at most this often (and when the run ends).
+PROGRESS_SECONDS = 2.0
 
 
 class RunReporter:
@@ -31,7 +35,7 @@ class RunReporter:
         self.done = 0
         self._bar: Progress | None = None
         self._progress_id: Any = None
-        self._last_reported = 0.0
+        self._last_reported = time.monotonic()
         self.prefix = options.artifact_prefix or _flow_name() or "distilflow"
 
     def __enter__(self) -> RunReporter:
@@ -57,12 +61,13 @@ class RunReporter:
         if self._bar is not None:
             self._bar.update(self._bar_task, completed=self.done)
         if self._progress_id is not None:
-            percent = 100.0 * self.done / max(1, self.total)
-            if percent - self._last_reported >= 1.0 or self.done == self.total:
+            # An API call on the thread that starts batches: every few seconds is enough to watch.
+            now = time.monotonic()
+            if now - self._last_reported >= PROGRESS_SECONDS or self.done == self.total:
                 from prefect.artifacts import update_progress_artifact
 
-                update_progress_artifact(artifact_id=self._progress_id, progress=percent)
-                self._last_reported = percent
+                update_progress_artifact(artifact_id=self._progress_id, progress=100.0 * self.done / max(1, self.total))
+                self._last_reported = now
 
     def finish(self, result) -> None:
         if self._progress_id is not None and self.done < self.total:

@@ -22,14 +22,16 @@ from .endpoints import (
     DEFAULT_MODEL,
     Outcome,
     RequestContext,
+    admission_tokens,
     chat_completion,
     image_generation,
     refusal,
+    request_model,
     text_completion,
 )
-from .errors import ApiError, scripted_error
+from .errors import ApiError, rate_limit_reached, request_too_large, scripted_error
 from .images import parse_image_name, render_png
-from .state import SimulatorState, jitter_unit
+from .state import SimulatorState
 
 # Served with a JSON content type on purpose: a proxy that lies about its
 # payload is the nasty case, clients must fail to decode rather than get a str.
@@ -153,9 +155,25 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
         state.arrived(key)
         if not state.enter():
             state.refuse_over_quota(endpoint, key)
-            return scripted_error(429, state.config.retry_after).response()
+            return _with_headers(scripted_error(429, state.config.retry_after).response(), state.rate_limit_headers())
         try:
-            return await handle_model_request(request, raw, key, endpoint, build)
+            config = state.config
+            if config.requests_per_minute is None and config.tokens_per_minute is None:
+                return await handle_model_request(request, raw, key, endpoint, build)
+            body = _parse_object_or_empty(raw)
+            admission = state.admit(endpoint, key, admission_tokens(endpoint, body, config))
+            refused = admission.refusal
+            if refused is None:
+                response = await handle_model_request(request, raw, key, endpoint, build)
+                return _with_headers(response, admission.headers)
+            model = request_model(body)
+            if refused.wait is None:
+                error = request_too_large(refused.kind, model, refused.limit, refused.requested, admission.headers)
+            else:
+                error = rate_limit_reached(
+                    refused.kind, model, refused.limit, refused.used, refused.requested, refused.wait, admission.headers
+                )
+            return error.response()
         finally:
             state.leave()
 
@@ -163,11 +181,11 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
         config = state.config
         refused = _refusal(raw, endpoint, config) if config.refuse_containing else None
         if refused is not None:  # a property of the prompt, not a fault: latency, then the error
-            await sleeper.sleep(_latency(config, state.begin_refused(endpoint)))
+            await sleeper.sleep(state.request_delay(config, state.begin_refused(endpoint)))
             state.record_response(refused.status)
             return refused.response()
         config, fault, sequence = state.begin_request(endpoint)
-        await sleeper.sleep(_latency(config, sequence))
+        await sleeper.sleep(state.request_delay(config, sequence))
         if isinstance(fault, int):
             state.record_response(fault, key=key, retry_after=config.retry_after)
             return scripted_error(fault, config.retry_after).response()
@@ -191,6 +209,8 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
             payload = {k: v for k, v in outcome.payload.items() if k not in ("choices", "data")}
             state.record_response(200, prompt_tokens=outcome.prompt_tokens)
             return JSONResponse(payload)
+        # generation time: longer answers take longer (nothing to wait for by default)
+        await sleeper.sleep(config.latency_per_token * outcome.completion_tokens)
         state.record_response(
             200,
             choices=outcome.choices,
@@ -272,8 +292,10 @@ def build_app(state: SimulatorState, sleeper: Sleeper) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
-def _latency(config: SimulatorConfig, sequence: int) -> float:
-    return config.latency + config.latency_jitter * jitter_unit(config.fault_seed, sequence)
+def _with_headers(response: Response, headers: dict[str, str]) -> Response:
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response
 
 
 def _refusal(raw: bytes, endpoint: str, config: SimulatorConfig) -> ApiError | None:
@@ -284,6 +306,13 @@ def _refusal(raw: bytes, endpoint: str, config: SimulatorConfig) -> ApiError | N
     except ApiError:
         return None
     return refusal(endpoint, body, config)
+
+
+def _parse_object_or_empty(raw: bytes) -> dict:
+    try:
+        return _parse_object(raw)
+    except ApiError:
+        return {}
 
 
 def _parse_object(raw: bytes) -> dict:

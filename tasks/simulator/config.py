@@ -57,6 +57,13 @@ class SimulatorConfig(BaseModel):
 
     latency: float = Field(default=0.0, ge=0.0)
     latency_jitter: float = Field(default=0.0, ge=0.0)
+    # Like a real API's long tail: a request whose own draw (from fault_seed and its sequence
+    # number, independent of the fault draw and the jitter) falls under straggler_fraction waits
+    # straggler_latency instead of latency + jitter. Counted in stats()["stragglers"].
+    straggler_fraction: float = _Fraction
+    straggler_latency: float = Field(default=5.0, ge=0.0)
+    # Generation time: this much more per completion token of a 200 answer (stragglers too).
+    latency_per_token: float = Field(default=0.0, ge=0.0)
     models: list[str] | None = None
     reject_n: bool = False
     ignore_n: bool = False
@@ -65,6 +72,15 @@ class SimulatorConfig(BaseModel):
     # handled is answered 429 at once (with Retry-After). None: no quota.
     max_concurrent_requests: int | None = Field(default=None, ge=1)
     retry_after: float = Field(default=0.05, ge=0.0)
+    # Like OpenAI's RPM/TPM limits (None: unlimited): continuously refilling token buckets of this
+    # size, refilled over rate_limit_window seconds (60: per minute; shorter only for tests). When
+    # either is set, model answers carry OpenAI's x-ratelimit-* headers; a request the budget cannot
+    # cover is answered 429 (rate_limit_exceeded, with Retry-After) without consuming it. A request
+    # costs 1 request and (prompt tokens + max_tokens per choice) tokens, as OpenAI estimates at
+    # admission; without max_tokens, the longest plain answer the simulator writes.
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    rate_limit_window: float = Field(default=60.0, gt=0.0)
     server_error_fraction: float = _Fraction
     unavailable_fraction: float = _Fraction
     timeout_fraction: float = _Fraction

@@ -25,6 +25,8 @@ VOCABULARY = (
 ).split()
 
 MALFORMED_TEXT = "<<malformed>>"
+#: The longest plain answer, in words (tokens); answers have 3..MAX_ANSWER_WORDS words.
+MAX_ANSWER_WORDS = 40
 _WORD_RE = re.compile(r"\S+")
 _MAX_SCHEMA_DEPTH = 12
 
@@ -85,9 +87,9 @@ class HashStream:
 
 
 def answer_text(digest: bytes) -> str:
-    """A 3..40 word sentence; the length is taken from the digest itself."""
+    """A 3..MAX_ANSWER_WORDS word sentence; the length is taken from the digest itself."""
     stream = HashStream(digest)
-    words = stream.words(stream.between(3, 40))
+    words = stream.words(stream.between(3, MAX_ANSWER_WORDS))
     words[0] = words[0].capitalize()
     return " ".join(words) + "."
 

@@ -16,6 +16,7 @@ from distilflow.tasks._chat import chat_texts
 from .config import SimulatorConfig, parse_image_size
 from .content import (
     MALFORMED_TEXT,
+    MAX_ANSWER_WORDS,
     answer_digest,
     answer_text,
     count_tokens,
@@ -191,6 +192,40 @@ def refusal(endpoint: str, body: dict, config: SimulatorConfig) -> ApiError | No
     # deterministic and always over the limit: grows with the simulator's own token count
     tokens = CONTEXT_LENGTH + 1000 * max(1, sum(count_tokens(text) for text in texts))
     return context_length_exceeded(config.refusal_status, tokens, param)
+
+
+def admission_tokens(endpoint: str, body: dict, config: SimulatorConfig) -> int:
+    """The tokens a request costs against tokens_per_minute, estimated before answering it, as
+    OpenAI does: its prompt tokens plus max_tokens (max_completion_tokens for chat) for every
+    choice it asks for; without a cap, the longest plain answer the simulator writes. Images
+    cost their prompt tokens. Malformed fields count as absent (the answer is then a 400)."""
+    if endpoint == "chat.completions":
+        messages = body.get("messages")
+        messages = [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+        prompts = [" ".join(chat_texts(messages))]
+        cap = _valid_int(body.get("max_completion_tokens")) or _valid_int(body.get("max_tokens"))
+    else:
+        prompt = body.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
+        prompts = [p for p in prompts if isinstance(p, str)] or [""]
+        if endpoint == "images.generations":
+            return count_tokens(prompts[0])
+        cap = _valid_int(body.get("max_tokens"))
+    n = _valid_int(body.get("n"), MAX_CHOICES) or 1
+    choices = len(prompts) * (1 if config.ignore_n else n)
+    return sum(count_tokens(p) for p in prompts) + choices * (cap or MAX_ANSWER_WORDS)
+
+
+def request_model(body: dict) -> str:
+    """The model a request names, for messages about it."""
+    model = body.get("model")
+    return model if isinstance(model, str) and model else DEFAULT_MODEL
+
+
+def _valid_int(value: Any, high: int | None = None) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high and value > high):
+        return None
+    return value
 
 
 def _model(body: dict, config: SimulatorConfig) -> str:

@@ -81,6 +81,53 @@ def retry_headers(retry_after: float) -> dict[str, str]:
     }
 
 
+def openai_duration(seconds: float) -> str:
+    """A duration as OpenAI writes it in x-ratelimit-reset-* headers (Go's time.Duration format,
+    in whole milliseconds, rounded up): "0s", "120ms", "1s", "8.64s", "6m0s", "1h2m3.5s"."""
+    millis = max(0, math.ceil(seconds * 1000 - 1e-6))
+    if millis < 1000:
+        return f"{millis}ms" if millis else "0s"
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    whole, fraction = divmod(millis, 1000)
+    text = f"{whole}" + (f".{fraction:03d}".rstrip("0") if fraction else "") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
+
+
+_BUDGET_NAMES = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
+_RATE_LIMIT_HELP = "Visit https://platform.openai.com/account/rate-limits to learn more."
+
+
+def rate_limit_reached(
+    kind: str, model: str, limit: int, used: int, requested: int, wait: float, headers: dict[str, str]
+) -> ApiError:
+    """OpenAI's 429 for a request its RPM or TPM budget cannot cover now (``kind``: requests or tokens)."""
+    return ApiError(
+        429,
+        f"Rate limit reached for {model} in organization org-simulator on {_BUDGET_NAMES[kind]}: "
+        f"Limit {limit}, Used {used}, Requested {requested}. Please try again in {openai_duration(wait)}. "
+        + _RATE_LIMIT_HELP,
+        code="rate_limit_exceeded",
+        type=kind,
+        headers={**headers, **retry_headers(wait)},
+    )
+
+
+def request_too_large(kind: str, model: str, limit: int, requested: int, headers: dict[str, str]) -> ApiError:
+    """OpenAI's 429 for a request larger than the whole budget: no wait helps, so no Retry-After."""
+    return ApiError(
+        429,
+        f"Request too large for {model} in organization org-simulator on {_BUDGET_NAMES[kind]}: "
+        f"Limit {limit}, Requested {requested}. The input or output tokens must be reduced in order "
+        "to run successfully. " + _RATE_LIMIT_HELP,
+        code="rate_limit_exceeded",
+        type=kind,
+        headers=headers,
+    )
+
+
 # status -> (message, type, code), modelled on what OpenAI answers.
 _SCRIPTED: dict[int, tuple[str, str, str | None]] = {
     400: ("Bad request (simulated fault).", "invalid_request_error", None),

@@ -7,13 +7,16 @@ directly, hence the lock (uncontended, so cheap even at thousands of req/s).
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import FAULT_FRACTIONS, PAYLOAD_FAULTS, SimulatorConfig
+from .errors import openai_duration
 
 ENDPOINTS = ("chat.completions", "completions", "images.generations")
 #: Statuses whose answer carries Retry-After; a repeat of the same request before it is "early".
@@ -26,6 +29,27 @@ _MAX_REMEMBERED_REFUSALS = 100_000
 
 #: A fault decision: "ok", an HTTP status, or one of config.PAYLOAD_FAULTS.
 Fault = int | str
+#: Config fields that start the rate-limit budgets afresh (full) when changed.
+BUDGET_FIELDS = ("requests_per_minute", "tokens_per_minute", "rate_limit_window")
+# Float slack when comparing budget amounts (a bucket refilled to exactly the asked amount admits).
+_BUDGET_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class BudgetRefusal:
+    """Why a request was refused by its rate-limit budget (kind: "requests" or "tokens")."""
+
+    kind: str
+    limit: int
+    used: int
+    requested: int
+    wait: float | None  # seconds until the budget covers the request; None: it never will
+
+
+@dataclass(frozen=True)
+class Admission:
+    headers: dict[str, str]  # OpenAI's x-ratelimit-* headers, after this request
+    refusal: BudgetRefusal | None = None
 
 
 class SimulatorState:
@@ -52,9 +76,18 @@ class SimulatorState:
         self._faults: Counter[str] = Counter()
         self._early_retries = 0
         self._refused_until: dict[str, float] = {}  # request key -> when its Retry-After ends
+        self._stragglers = 0
+        self._rate_limited = 0
+        self._refill_budgets_locked()
+
+    def _refill_budgets_locked(self) -> None:
+        # Each budget is a token bucket tracked as the amount used: it drains continuously at
+        # limit / rate_limit_window per second, and a request fits if used + asked <= limit.
+        self._budget_used = {"requests": 0.0, "tokens": 0.0}
+        self._budget_at = time.monotonic()
 
     def reset(self) -> None:
-        """Zero the counters and restart the fault script and the fault RNG."""
+        """Zero the counters, restart the fault script and the fault RNG, refill the budgets."""
         with self._lock:
             self._reset_locked()
 
@@ -68,6 +101,8 @@ class SimulatorState:
                 self._script_position = 0
             if "fault_seed" in fields:
                 self._fault_rng = random.Random(new_config.fault_seed)
+            if any(name in fields for name in BUDGET_FIELDS):
+                self._refill_budgets_locked()
             return new_config
 
     def refuse_over_quota(self, endpoint: str, key: str | None = None) -> None:
@@ -77,6 +112,85 @@ class SimulatorState:
             self._by_endpoint[endpoint] += 1
             self._by_status["429"] += 1
             self._note_refusal_locked(key, self._config.retry_after)
+
+    def admit(self, endpoint: str, key: str | None, tokens: int) -> Admission:
+        """Take one request and ``tokens`` tokens from the rate-limit budgets, if both cover them.
+
+        A refused request is counted (429, `rate_limited`) and consumes neither budget, no fault
+        script entry and no fault draw; it is remembered for early-retry detection.
+        """
+        now = time.monotonic()
+        with self._lock:
+            config = self._config
+            self._drain_budgets_locked(config, now)
+            asked = {"requests": 1, "tokens": tokens}
+            short: list[BudgetRefusal] = []
+            for kind, limit in _budgets(config):
+                used = self._budget_used[kind]
+                if asked[kind] > limit:
+                    wait = None
+                elif used + asked[kind] > limit + _BUDGET_EPSILON:
+                    wait = (used + asked[kind] - limit) * config.rate_limit_window / limit
+                else:
+                    continue
+                short.append(BudgetRefusal(kind, limit, math.ceil(used - _BUDGET_EPSILON), asked[kind], wait))
+            if not short:
+                for kind, _ in _budgets(config):
+                    self._budget_used[kind] += asked[kind]
+                return Admission(self._rate_limit_headers_locked(config))
+            too_large = [r for r in short if r.wait is None]
+            # else the first budget short names the refusal, and its wait covers every budget
+            refusal = too_large[0] if too_large else replace(
+                short[0], wait=_whole_ms(max(r.wait for r in short if r.wait is not None))
+            )
+            self._requests += 1
+            self._by_endpoint[endpoint] += 1
+            self._by_status["429"] += 1
+            self._rate_limited += 1
+            if refusal.wait is not None:
+                self._note_refusal_locked(key, refusal.wait)
+            return Admission(self._rate_limit_headers_locked(config), refusal)
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        """The x-ratelimit-* headers as of now, consuming nothing ({} without budgets)."""
+        now = time.monotonic()
+        with self._lock:
+            self._drain_budgets_locked(self._config, now)
+            return self._rate_limit_headers_locked(self._config)
+
+    def _drain_budgets_locked(self, config: SimulatorConfig, now: float) -> None:
+        elapsed = max(0.0, now - self._budget_at)
+        self._budget_at = now
+        for kind in self._budget_used:
+            limit = getattr(config, f"{kind}_per_minute")
+            refilled = elapsed * limit / config.rate_limit_window if limit is not None else math.inf
+            self._budget_used[kind] = max(0.0, self._budget_used[kind] - refilled)
+
+    def _rate_limit_headers_locked(self, config: SimulatorConfig) -> dict[str, str]:
+        budgets = _budgets(config)
+        # OpenAI's order: the limits, then what remains, then when each is back to full
+        headers = {f"x-ratelimit-limit-{kind}": str(limit) for kind, limit in budgets}
+        for kind, limit in budgets:
+            remaining = math.floor(limit - self._budget_used[kind] + _BUDGET_EPSILON)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining))
+        for kind, limit in budgets:
+            refill = self._budget_used[kind] * config.rate_limit_window / limit
+            headers[f"x-ratelimit-reset-{kind}"] = openai_duration(refill)
+        return headers
+
+    def request_delay(self, config: SimulatorConfig, sequence: int) -> float:
+        """How long the request with this sequence number waits before it is answered.
+
+        A straggler (its own draw under straggler_fraction) waits straggler_latency; any other
+        request latency plus its jitter. The straggler draw is separate from the fault draws and
+        the jitter, so seeded fault schedules and jitter do not change when stragglers are on.
+        """
+        fraction = config.straggler_fraction
+        if fraction > 0 and straggler_unit(config.fault_seed, sequence) < fraction:
+            with self._lock:
+                self._stragglers += 1
+            return config.straggler_latency
+        return config.latency + config.latency_jitter * jitter_unit(config.fault_seed, sequence)
 
     def begin_refused(self, endpoint: str) -> int:
         """Count a request refused for its prompt (no script entry or fault draw used).
@@ -189,10 +303,36 @@ class SimulatorState:
                 "faults": dict(sorted(self._faults.items())),
                 # repeats of a 429/503-refused request sent before its Retry-After had passed
                 "early_retries": self._early_retries,
+                # requests that waited straggler_latency instead of latency + jitter
+                "stragglers": self._stragglers,
+                # 429s because the requests_per_minute / tokens_per_minute budget was spent
+                # (random and scripted 429 faults and the concurrency quota are not counted here)
+                "rate_limited": self._rate_limited,
             }
 
 
 def jitter_unit(fault_seed: int, sequence: int) -> float:
     """A reproducible number in [0, 1) for the request with this sequence number."""
-    digest = hashlib.sha256(f"jitter:{fault_seed}:{sequence}".encode()).digest()
+    return _unit("jitter", fault_seed, sequence)
+
+
+def straggler_unit(fault_seed: int, sequence: int) -> float:
+    """The straggler draw of the request with this sequence number: reproducible, in [0, 1),
+    independent of its jitter and of the fault draws."""
+    return _unit("straggler", fault_seed, sequence)
+
+
+def _unit(purpose: str, fault_seed: int, sequence: int) -> float:
+    digest = hashlib.sha256(f"{purpose}:{fault_seed}:{sequence}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32
+
+
+def _budgets(config: SimulatorConfig) -> list[tuple[str, int]]:
+    """The rate-limit budgets that are set, as (kind, limit)."""
+    budgets = [("requests", config.requests_per_minute), ("tokens", config.tokens_per_minute)]
+    return [(kind, limit) for kind, limit in budgets if limit is not None]
+
+
+def _whole_ms(seconds: float) -> float:
+    """Rounded up to a whole millisecond, so that waiting the advertised time is always enough."""
+    return math.ceil(seconds * 1000 - 1e-6) / 1000
