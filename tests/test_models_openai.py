@@ -257,3 +257,35 @@ def test_an_unpickled_client_works_in_another_process_with_its_own_key(sim, tmp_
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "client.pkl")], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_rate_limit_headers_pace_requests_before_any_429(sim):
+    """The simulator allows 20 requests a (shortened) minute of 1 s and says so in x-ratelimit-*
+    headers: a client that reads them waits for the reset instead of being refused."""
+    sim.configure(requests_per_minute=20, rate_limit_window=1.0)
+    llm = OpenAILLM(model="sim", base_url=sim.base_url, max_concurrent_requests=4, **FAST_RETRIES)
+    llm.load()
+    outputs = llm.generate([[{"role": "user", "content": f"q {i}"}] for i in range(60)])
+    assert all(o["generations"][0] for o in outputs)
+    stats = sim.stats()
+    # only the first round can be refused: before the first answer, the client knows no budget
+    assert stats["rate_limited"] <= 4 and stats["by_status"]["200"] == 60
+    assert sum(limits.waits for _, limits in llm._rate_limits.items()) > 0
+
+
+def test_token_budget_headers_pace_requests_too(sim):
+    sim.configure(tokens_per_minute=400, rate_limit_window=1.0)
+    llm = OpenAILLM(model="sim", base_url=sim.base_url, max_concurrent_requests=2,
+                    generation_kwargs={"max_new_tokens": 40}, **FAST_RETRIES)
+    llm.load()
+    outputs = llm.generate([[{"role": "user", "content": f"question number {i}"}] for i in range(30)])
+    assert all(o["generations"][0] for o in outputs)
+    assert sim.stats()["rate_limited"] <= 2 and sim.stats()["by_status"]["200"] == 30
+
+
+def test_rate_limit_durations_parse_as_openai_writes_them():
+    from distilflow.tasks.models._rate_limits import parse_duration
+
+    assert [parse_duration(d) for d in ("1s", "6m0s", "120ms", "1h2m3.5s", "0.5", "", "soon")] == [
+        1.0, 360.0, 0.12, 3723.5, 0.5, None, None
+    ]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveIn
 from distilflow.tasks._loop import PerLoop
 from distilflow.tasks._state import fresh_private_state
 from distilflow.tasks.models._concurrency import AdaptiveLimit
+from distilflow.tasks.models._rate_limits import RateLimits
 from distilflow.tasks.typing import RUNTIME_PARAMETER
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError, model_request_error
 
@@ -84,6 +85,7 @@ class OpenAICompatible(BaseModel):
 
     _clients: PerLoop = PrivateAttr(default_factory=PerLoop)
     _limits_adaptive: PerLoop = PrivateAttr(default_factory=PerLoop)
+    _rate_limits: PerLoop = PrivateAttr(default_factory=PerLoop)
 
     @property
     def model_name(self) -> str:
@@ -168,19 +170,28 @@ class OpenAICompatible(BaseModel):
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def call_with_retries(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
-        """Await `request()`, retrying transient failures with backoff and jitter."""
+    async def call_with_retries(self, what: str, request: Callable[[], Awaitable[T]], tokens: int = 0) -> T:
+        """Await `request()`, retrying transient failures with backoff and jitter.
+
+        Each attempt first waits for the server's rate-limit budget to fit it (`tokens`: what it
+        is estimated to cost; see `_rate_limits`); a request that reads an answer's headers passes
+        them to `rate_limits().update`.
+        """
         attempt = 0
         limit = self.concurrency_limit()
+        budget = self.rate_limits()
         while True:
             await limit.acquire()
             try:
+                await budget.take(tokens)  # holding the slot: while the budget is spent it is idle anyway
                 result = await request()
             # a body that is not JSON (a proxy's error page) surfaces as JSONDecodeError
             except (
                 _sdk().APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError, MalformedAnswer
             ) as e:
                 status, response = _status_of(e)
+                if response is not None:
+                    budget.update(getattr(response, "headers", None))
                 retry_after = _retry_after(response) if response is not None else None
                 if status in (429, 503):  # the server says it has too much: ask less of it
                     limit.overloaded(retry_after)
@@ -196,6 +207,10 @@ class OpenAICompatible(BaseModel):
             attempt += 1
             _log.debug("%s: transient failure, retry %d in %.2fs", what, attempt, delay)
             await asyncio.sleep(min(delay, self.retry_max_delay))
+
+    def rate_limits(self) -> RateLimits:
+        """This loop's view of the server's per-minute budgets, from its x-ratelimit-* headers."""
+        return self._rate_limits.get(RateLimits)
 
     def concurrency_limit(self) -> AdaptiveLimit:
         """This loop's adaptive limit on requests in flight (see `distilflow.tasks.models._concurrency`)."""

@@ -1,12 +1,17 @@
 """Pacing by the rate-limit headers OpenAI-compatible servers send, before any 429.
 
 OpenAI (and gateways, vLLM behind them, the simulator with a budget) answer with
-`x-ratelimit-remaining-requests` / `-tokens` and `x-ratelimit-reset-requests` / `-tokens` (a
-duration such as "1s", "6m0s", "120ms"). A client that reads them knows its budget for the minute:
-when a request would need more than is left, it waits for the reset instead of being answered 429
-and retrying. Between answers the client spends its own estimate (a request, and the prompt's
-tokens plus `max_tokens` per generation, as servers admit requests), and each answer's headers set
-the figures again. Without headers nothing waits.
+`x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` for requests and tokens
+(the reset is a duration such as "1s", "6m0s", "120ms": the time until the budget is full again).
+The budget refills continuously, so one answer's headers give both what is left and how fast it
+comes back: (limit - remaining) / reset per second. Before each request the client spends its own
+estimate (one request; the prompt's tokens plus `max_tokens` per generation, which is what servers
+count on admission) and, when the estimate does not fit, waits for the refill instead of being
+answered 429 and retrying.
+
+An answer's figures are as of its admission, so they miss the requests sent since: the client keeps
+the lower of its own running figure and the server's (the server's is lower when other clients
+share the budget). Without headers nothing waits.
 """
 
 from __future__ import annotations
@@ -23,30 +28,43 @@ _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 class _Budget:
     def __init__(self) -> None:
-        self.remaining: Union[float, None] = None  # unknown until the server says
-        self.reset_at = 0.0
+        self.level: Union[float, None] = None  # unknown until the server says
+        self.limit: Union[float, None] = None
+        self.rate: Union[float, None] = None  # refill per second
+        self.full_at = 0.0  # without a refill rate: when the server said it would be full
+        self.at = 0.0
+
+    def now_level(self, now: float) -> Union[float, None]:
+        if self.level is None:
+            return None
+        if self.rate is None:
+            return None if now >= self.full_at else self.level
+        level = self.level + self.rate * (now - self.at)
+        return level if self.limit is None else min(self.limit, level)
 
     def wait(self, amount: float, now: float) -> float:
-        if self.remaining is None or self.remaining >= amount or now >= self.reset_at:
-            return 0.0
-        return self.reset_at - now
+        level = self.now_level(now)
+        if level is None or level >= amount or (self.limit is not None and amount > self.limit):
+            return 0.0  # (a request larger than the whole budget goes, for the server to refuse)
+        if self.rate:
+            return (amount - level) / self.rate
+        return max(0.0, self.full_at - now)
 
     def spend(self, amount: float, now: float) -> None:
-        if self.remaining is not None:
-            if now >= self.reset_at:  # the window has passed: the server refilled it
-                self.remaining = None
-            else:
-                self.remaining -= amount
+        level = self.now_level(now)
+        self.level = None if level is None else level - amount
+        self.at = now
 
-    def update(self, remaining: Any, reset: Any, now: float) -> None:
-        try:
-            value = float(remaining)
-        except (TypeError, ValueError):
+    def update(self, limit: Any, remaining: Any, reset: Any, now: float) -> None:
+        remaining, seconds = _number(remaining), parse_duration(reset)
+        if remaining is None or seconds is None:
             return
-        seconds = parse_duration(reset)
-        if seconds is None:
-            return
-        self.remaining, self.reset_at = value, now + seconds
+        limit = _number(limit)
+        if limit is not None and limit > remaining and seconds > 0:
+            self.limit, self.rate = limit, (limit - remaining) / seconds
+        ours = self.now_level(now)
+        self.level = remaining if ours is None else min(ours, remaining)
+        self.at, self.full_at = now, now + seconds
 
 
 class RateLimits:
@@ -55,7 +73,7 @@ class RateLimits:
     def __init__(self) -> None:
         self.requests = _Budget()
         self.tokens = _Budget()
-        self.waits = 0  # how often a request waited for a reset (for benchmarks and tests)
+        self.waits = 0  # how often a request waited for the refill (for benchmarks and tests)
 
     async def take(self, tokens: int) -> None:
         """Wait until a request of about `tokens` fits the budgets, then spend it."""
@@ -75,11 +93,19 @@ class RateLimits:
         if not headers:
             return
         now = asyncio.get_running_loop().time()
-        get = headers.get
-        if get("x-ratelimit-remaining-requests") is not None:
-            self.requests.update(get("x-ratelimit-remaining-requests"), get("x-ratelimit-reset-requests"), now)
-        if get("x-ratelimit-remaining-tokens") is not None:
-            self.tokens.update(get("x-ratelimit-remaining-tokens"), get("x-ratelimit-reset-tokens"), now)
+        for kind, budget in (("requests", self.requests), ("tokens", self.tokens)):
+            remaining = headers.get(f"x-ratelimit-remaining-{kind}")
+            if remaining is not None:
+                budget.update(
+                    headers.get(f"x-ratelimit-limit-{kind}"), remaining, headers.get(f"x-ratelimit-reset-{kind}"), now
+                )
+
+
+def _number(value: Any) -> Union[float, None]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_duration(text: Any) -> Union[float, None]:

@@ -10,7 +10,9 @@ import httpx
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from distilflow.tasks.errors import DistilflowUserError, ModelConfigurationError, ModelRequestError
+from distilflow.tasks._chat import chat_texts
 from distilflow.tasks.models._openai_compat import MalformedAnswer, OpenAICompatible, clip, say_once
+from distilflow.tasks.models._rate_limits import estimate_tokens
 from distilflow.tasks.models.base import AsyncLLM
 from distilflow.tasks.typing import RUNTIME_PARAMETER, FormattedInput, GenerateOutput
 
@@ -118,10 +120,14 @@ class OpenAILLM(OpenAICompatible, AsyncLLM):
             # those cost about a quarter of the client's CPU per request, and a run of many
             # thousands of requests on one core is bound by exactly that (benchmarks/throughput.py).
             response = await client.post("/chat/completions", body=body, cast_to=httpx.Response)
+            self.rate_limits().update(response.headers)
             return _chat_answer(json.loads(response.content))
 
+        cost = estimate_tokens(chat_texts(messages), params.get("max_tokens"), n)
         try:
-            texts, usage = await self.call_with_retries(f"{type(self).__name__}(model={self.model!r}) chat request", ask)
+            texts, usage = await self.call_with_retries(
+                f"{type(self).__name__}(model={self.model!r}) chat request", ask, tokens=cost
+            )
         except ModelRequestError as e:
             if e.status_code == 404:
                 raise self._unknown_model(e) from e
