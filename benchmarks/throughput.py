@@ -226,15 +226,17 @@ def run_whole_process(mode: str, args, env: dict, base_url: str, work: Path) -> 
     results = {}
     for label, command in runs.items():  # noqa: B007
         before = requests_so_far(base_url)
+        logs = work / "cli-output.log"
         started = time.perf_counter()
-        done = subprocess.run(command, env=user_env, cwd=work, capture_output=True, text=True, timeout=3600)
+        with open(logs, "w") as log:
+            process = subprocess.Popen(command, env=user_env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(process.pid, 0)  # this process's own CPU time and peak memory
         wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise RuntimeError(f"{label} failed:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{label} failed:\n{logs.read_text()[-3000:]}")
         out = work / ("bare-cli.jsonl" if mode == "bare-cli" else "cli.jsonl")
         results[label] = {"rows_out": sum(1 for _ in open(out)), "wall_s": wall, "requests": requests_so_far(base_url) - before,
-                          "cpu_s": float("nan"), "peak_rss_mib": usage.ru_maxrss / 1024}
+                          "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
     if mode == "cli":
         subprocess.run([sys.executable, "-m", "distilflow.flows.local_server", "stop"], env=user_env, capture_output=True)
     return results

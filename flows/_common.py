@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -272,6 +273,10 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     # Heartbeats tell a worker's server that a run still lives; a run started here ends with this
     # process, and their thread costs a second at exit (it sleeps in one-second steps).
     settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    # A line per batch ("Finished in state Completed()") says nothing the progress bar, the batch
+    # states and the summary do not, and at thousands of batches it costs the run and its server
+    # a log record each. Warnings and errors (retries, failures) still show.
+    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
     url = ensure_local_server()
     if url:
         settings[PREFECT_API_URL] = url

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -182,8 +183,8 @@ class _Sqlite:
             ) from None
 
     def read(self, keys: list[str]) -> dict[str, bytes]:
-        if not os.path.exists(self.path):  # nothing stored yet: reading creates nothing
-            return {}
+        if getattr(self._local, "connection", None) is None and not os.path.exists(self.path):
+            return {}  # nothing stored yet: reading creates nothing
         connection, found = self._connection(), {}
         with storage_errors(self.path, "read"):
             for start in range(0, len(keys), 500):
@@ -333,7 +334,12 @@ def _checked(key: str) -> str:
 def _resolve(location: str) -> str:
     if "://" in location:
         return location.rstrip("/") or location
-    return str(Path(location).expanduser().resolve())
+    return _resolve_local(os.path.expanduser(location), os.getcwd())
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_local(location: str, cwd: str) -> str:  # every batch asks: resolving walks the path
+    return str(Path(cwd, location).resolve())
 
 
 def _encode(answer: Any) -> bytes:

@@ -97,6 +97,9 @@ class AnswerContext:
     # told how many more of the batch's inputs have their answer (or their error), as they do:
     # the runner starts new batches while the model has idle request slots
     on_answered: Union[Callable[[int], None], None] = None
+    # told how many requests are about to be sent, before they are (and may wait): a rate limit
+    # shared by several workers (the runner's `rate_limit`)
+    before_sending: Union[Callable[[int], None], None] = None
 
     def answered(self, count: int) -> None:
         if self.on_answered is not None and count:
@@ -168,6 +171,8 @@ def answer(
             context.cached += len(inputs) - len(todo)
             context.answered(len(inputs) - len(todo))
     if todo:
+        if context is not None and context.before_sending is not None:
+            context.before_sending(len(todo))
         fresh = _ask(
             llm, [inputs[i] for i in todo], num_generations, kwargs, store, [keys[i] for i in todo] if keys else [],
             context.answered if context is not None else None,

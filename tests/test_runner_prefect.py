@@ -303,6 +303,34 @@ def test_a_global_concurrency_limit_caps_batches_across_runs(sim, tmp_path):
     assert state.is_failed() and "prefect gcl create no-such-limit" in state.message
 
 
+def test_a_prefect_rate_limit_paces_requests_across_runs_and_is_checked_first(sim, tmp_path):
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name="sim-rpm", limit=4, slot_decay_per_second=4.0)
+        )
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="sim-at-once", limit=4))
+    task = TextGeneration(llm=llm(sim), input_batch_size=4)
+    started = time.monotonic()
+    state, result = run(task, rows(12), tmp_path, rate_limit="sim-rpm")
+    took = time.monotonic() - started
+    assert state.name == "Completed" and len(result.rows) == 12 and sim.stats()["requests"] == 12
+    # 4 slots at once, then 4 a second: the last 8 requests cannot all go before 2 s have passed
+    assert took >= 1.8, took
+
+    started = time.monotonic()
+    state, result = run(task, rows(12), tmp_path, rate_limit="sim-rpm")  # cache hits take no slot
+    assert state.name == "Completed" and result.steps[0].cache_hits == 3
+    assert time.monotonic() - started < took
+
+    for name, fix in (("no-such-limit", "prefect gcl create no-such-limit"), ("sim-at-once", "slot-decay")):
+        state, _ = run(TextGeneration(llm=llm(sim), input_batch_size=4, name=f"other_{len(name)}"), rows(4),
+                       tmp_path, rate_limit=name)
+        assert state.is_failed() and fix in state.message
+    assert sim.stats()["requests"] == 12  # refused before any request
+
+
 def test_outside_a_flow_failures_follow_the_same_rules(sim):
     task = TextGeneration(llm=llm(sim, max_retries=0), input_batch_size=1)
     sim.configure(fault_script=[500])  # transient, and no batch retry outside a flow: that row fails

@@ -16,7 +16,7 @@ alone. Configuration errors (401/403/404) fail the batch at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -29,6 +29,7 @@ from prefect.tasks import exponential_backoff
 from distilflow.tasks.answers import AnswerContext, answering
 from distilflow.tasks.base import _Task
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
+from distilflow.tasks.runner.global_limits import RateLimit, global_slot
 from distilflow.tasks.runner.options import RunOptions
 from distilflow.tasks.runner.pace import progress_of
 from distilflow.tasks.runner.report import RowCounts, count_rows, failure_message, fallback_message, shape_message
@@ -77,6 +78,7 @@ def execute_batch(
     *,
     final_attempt: bool = True,
     on_answered: Union[Callable[[int], None], None] = None,
+    rate_limit: Union[RateLimit, None] = None,
 ) -> BatchOutput:
     """The rows of one batch, its model inputs answered through the answer cache when `answers` is set."""
     store = None
@@ -87,6 +89,7 @@ def execute_batch(
     context = AnswerContext(
         store=store, version=answers.version if answers else "", refresh=bool(answers and answers.refresh),
         final_attempt=final_attempt, prior=dict(prior or {}), on_answered=on_answered,
+        before_sending=rate_limit,
     )
     with answering(context):
         out = process_rows(task, rows)
@@ -101,11 +104,13 @@ def run_batch(
     prior: Union[dict[int, int], None] = None,
     concurrency_limit: Union[str, None] = None,
     pace: Union[str, None] = None,
+    rate_limit: Union[RateLimit, None] = None,
 ) -> State:
     """The body of a batch task run: generate, then name the state after what happened."""
-    with _global_slot(concurrency_limit) if concurrency_limit else nullcontext():
+    with global_slot(concurrency_limit) if concurrency_limit else nullcontext():
         output = execute_batch(
-            task, rows, answers, prior, final_attempt=_last_attempt(), on_answered=progress_of(pace, label)
+            task, rows, answers, prior, final_attempt=_last_attempt(), on_answered=progress_of(pace, label),
+            rate_limit=rate_limit,
         )
     return batch_state(task, len(rows), output)
 
@@ -135,24 +140,6 @@ def _last_attempt() -> bool:
     if context is None:
         return True
     return context.task_run.run_count > (context.task.retries or 0)
-
-
-@contextmanager
-def _global_slot(name: str):
-    """One slot of a Prefect global concurrency limit, shared by every worker."""
-    from prefect.concurrency.sync import concurrency
-
-    try:
-        with concurrency(name, occupy=1, strict=True):
-            yield
-    except Exception as e:
-        if type(e).__name__ != "ConcurrencySlotAcquisitionError":  # (its module is private)
-            raise
-        raise DistilflowUserError(
-            f"Could not take a slot of the global concurrency limit {name!r} ({e}). If it does not "
-            f"exist, create it with `prefect gcl create {name} --limit <batches at once>`, or unset "
-            "concurrency_limit."
-        ) from e
 
 
 def retry_if_transient(task: PrefectTask, task_run: Any, state: State) -> bool:

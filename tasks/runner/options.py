@@ -45,6 +45,13 @@ class RunOptions(BaseModel):
         "capping batches in flight across every worker (e.g. one limit per model: "
         "`prefect gcl create gpt-4o --limit 8`). Off by default.",
     )
+    rate_limit: Union[str, None] = Field(
+        default=None,
+        description="Name of a Prefect global concurrency limit with slot decay that paces requests across every "
+        "worker: before a batch sends, it takes one slot per request (cache hits take none). One per model, e.g. "
+        "`prefect gcl create gpt-4o-rpm --limit 500 --slot-decay-per-second 8.33` for 500 requests a minute. "
+        "Off by default.",
+    )
     fail_fast: bool = Field(
         default=True,
         description="After a batch fails with a non-transient error (a bug, a storage failure), start no new batches.",

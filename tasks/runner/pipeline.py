@@ -30,6 +30,7 @@ from distilflow.tasks.answers import input_fingerprint
 from distilflow.tasks.base import _Task
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
 from distilflow.tasks.runner.batch import AnswerSettings, BatchOutput, batch_task_for, execute_batch
+from distilflow.tasks.runner.global_limits import check_rate_limit
 from distilflow.tasks.runner.options import RunOptions
 from distilflow.tasks.runner.pace import Pace
 from distilflow.tasks.runner.progress import RunReporter
@@ -136,6 +137,7 @@ class _Run:
         self.user_error: Union[DistilflowUserError, None] = None
         # per step: how often each task input was seen, so repeated inputs get answers of their own
         self._seen = [Counter() for _ in steps]
+        self.rate_limit = check_rate_limit(options.rate_limit) if options.rate_limit else None
 
     def label(self, k: int, i: int) -> str:
         return f"{self.steps[k].name}[{i + 1}/{self.summaries[k].batches}]"
@@ -211,7 +213,7 @@ class _Run:
                 # plain values, not futures or `quote(...)`: both break on the way to Dask workers
                 future = batch_tasks[k].submit(
                     steps[k], rows, label, self.answers, self.prior(k, rows), options.concurrency_limit,
-                    pace.key if k == 0 else None,
+                    pace.key if k == 0 else None, self.rate_limit,
                 )
                 in_flight[future] = (i, k)
                 future.add_done_callback(events.put)
@@ -280,7 +282,9 @@ class _Run:
                     break
                 self.summaries[k].rows_in += len(current)
                 try:
-                    output = execute_batch(step, current, self.answers, self.prior(k, current))
+                    output = execute_batch(
+                        step, current, self.answers, self.prior(k, current), rate_limit=self.rate_limit
+                    )
                 except (ModelRequestError, DistilflowUserError) as e:
                     self.failed(k, i, e, None)
                     current = None
