@@ -319,7 +319,7 @@ def test_one_refused_row_among_200_from_the_command_line(sim, tmp_path):
     env.update(PREFECT_API_URL=PREFECT_API_URL.value(), OPENAI_BASE_URL=sim.base_url, OPENAI_API_KEY="sk-test")
     output = tmp_path / "out.jsonl"
     command = [sys.executable, str(ROOT / "flows" / "text_generation.py"), "--input", str(instructions),
-               "--output", str(output), "--run.result-storage", str(tmp_path / "answers")]
+               "--output", str(output), "--run.result-storage", str(tmp_path / "answers"), "--run.batch-size", "50"]
 
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 3, done.stderr[-3000:]

@@ -35,7 +35,8 @@ from distilflow.tasks.runner.pace import progress_of
 from distilflow.tasks.runner.report import RowCounts, count_rows, failure_message, fallback_message, shape_message
 
 __all__ = [
-    "FAILED_ROWS_STATE_NAME", "FALLBACK_STATE_NAME", "AnswerSettings", "BatchOutput", "batch_task_for", "execute_batch",
+    "FAILED_ROWS_STATE_NAME", "FALLBACK_STATE_NAME", "AnswerSettings", "BatchOutput", "Opaque", "batch_task_for",
+    "execute_batch",
 ]
 
 FALLBACK_STATE_NAME = "CompletedWithFallbacks"
@@ -96,9 +97,30 @@ def execute_batch(
     return BatchOutput(out, count_rows(task, out), cached=context.cached, sent=context.sent)
 
 
+class Opaque:
+    """A task-run parameter Prefect passes on as it is.
+
+    Before each task run Prefect walks its parameters for futures to resolve, into every list,
+    dict and model: for a batch's rows and its task (which hold none) that walk costs more than
+    a batch answered from the cache. (Prefect's own `quote` does the same but does not survive
+    the trip to Dask workers.)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __getstate__(self) -> Any:
+        return self.value
+
+    def __setstate__(self, value: Any) -> None:
+        self.value = value
+
+
 def run_batch(
-    task: _Task,
-    rows: list[dict[str, Any]],
+    task: Union[_Task, Opaque],
+    rows: Union[list[dict[str, Any]], Opaque],
     label: str,
     answers: Union[AnswerSettings, None] = None,
     prior: Union[dict[int, int], None] = None,
@@ -107,6 +129,8 @@ def run_batch(
     rate_limit: Union[RateLimit, None] = None,
 ) -> State:
     """The body of a batch task run: generate, then name the state after what happened."""
+    task = task.value if isinstance(task, Opaque) else task
+    rows = rows.value if isinstance(rows, Opaque) else rows
     with global_slot(concurrency_limit) if concurrency_limit else nullcontext():
         output = execute_batch(
             task, rows, answers, prior, final_attempt=_last_attempt(), on_answered=progress_of(pace, label),

@@ -29,7 +29,7 @@ from prefect.states import State
 from distilflow.tasks.answers import input_fingerprint
 from distilflow.tasks.base import _Task
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
-from distilflow.tasks.runner.batch import AnswerSettings, BatchOutput, batch_task_for, execute_batch
+from distilflow.tasks.runner.batch import AnswerSettings, BatchOutput, Opaque, batch_task_for, execute_batch
 from distilflow.tasks.runner.global_limits import check_rate_limit
 from distilflow.tasks.runner.options import RunOptions
 from distilflow.tasks.runner.pace import Pace
@@ -212,7 +212,7 @@ class _Run:
                     first["rows"] += len(rows)
                 # plain values, not futures or `quote(...)`: both break on the way to Dask workers
                 future = batch_tasks[k].submit(
-                    steps[k], rows, label, self.answers, self.prior(k, rows), options.concurrency_limit,
+                    Opaque(steps[k]), Opaque(rows), label, self.answers, self.prior(k, rows), options.concurrency_limit,
                     pace.key if k == 0 else None, self.rate_limit,
                 )
                 in_flight[future] = (i, k)

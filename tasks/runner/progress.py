@@ -11,8 +11,10 @@ Artifacts (keys from the flow name, or `artifact_prefix`):
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
@@ -34,8 +36,7 @@ class RunReporter:
         self.total = sum(s.batches for s in summaries)
         self.done = 0
         self._bar: Progress | None = None
-        self._progress_id: Any = None
-        self._last_reported = time.monotonic()
+        self._poster: _ProgressPoster | None = None
         self.prefix = options.artifact_prefix or _flow_name() or "distilflow"
 
     def __enter__(self) -> RunReporter:
@@ -50,30 +51,23 @@ class RunReporter:
         if self.in_flow and self.options.artifacts:
             from prefect.artifacts import create_progress_artifact
 
-            self._progress_id = create_progress_artifact(
+            self._poster = _ProgressPoster(create_progress_artifact(
                 progress=0.0, key=artifact_key(self.prefix, "progress"),
                 description=f"Batches done of {self.total} ({' -> '.join(s.step for s in self.summaries)})",
-            )
+            ))
         return self
 
     def batch_done(self) -> None:
         self.done += 1
         if self._bar is not None:
             self._bar.update(self._bar_task, completed=self.done)
-        if self._progress_id is not None:
-            # An API call on the thread that starts batches: every few seconds is enough to watch.
-            now = time.monotonic()
-            if now - self._last_reported >= PROGRESS_SECONDS or self.done == self.total:
-                from prefect.artifacts import update_progress_artifact
-
-                update_progress_artifact(artifact_id=self._progress_id, progress=100.0 * self.done / max(1, self.total))
-                self._last_reported = now
+        if self._poster is not None:
+            self._poster.post(100.0 * self.done / max(1, self.total))
 
     def finish(self, result) -> None:
-        if self._progress_id is not None and self.done < self.total:
-            from prefect.artifacts import update_progress_artifact
-
-            update_progress_artifact(artifact_id=self._progress_id, progress=100.0 * self.done / max(1, self.total))
+        if self._poster is not None:
+            self._poster.close(100.0 * self.done / max(1, self.total))
+            self._poster = None
         logger = _run_logger()
         logger.info("distilflow: %s", result.summary_line())
         for label, error in result.errors.items():
@@ -110,6 +104,59 @@ class RunReporter:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.stop()
+        if self._poster is not None:
+            self._poster.close(None)
+
+
+class _ProgressPoster:
+    """Posts the latest progress to its artifact from a thread of its own, at most every
+    PROGRESS_SECONDS: an API call can take a while when the server is busy (it records every
+    batch too), and the thread that starts batches must not wait for it."""
+
+    def __init__(self, artifact_id: Any) -> None:
+        self._id = artifact_id
+        self._latest: float | None = None
+        self._posted: float | None = None
+        self._closing = threading.Event()
+        self._wake = threading.Event()
+        # the copy carries Prefect's settings and client context into the thread
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._post_forever,), name="distilflow-progress", daemon=True
+        )
+        self._thread.start()
+
+    def post(self, progress: float) -> None:
+        self._latest = progress
+        self._wake.set()
+
+    def close(self, final: float | None) -> None:
+        """Post `final` (if any), then stop; waits for that last post."""
+        if final is not None:
+            self._latest = final
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(timeout=15)
+
+    def _post_forever(self) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        last = 0.0
+        while True:
+            self._wake.wait()
+            # at most every PROGRESS_SECONDS; closing cuts the wait short. Seen before the value is
+            # read, closing means the value is the final one.
+            closing = self._closing.wait(max(0.0, last + PROGRESS_SECONDS - time.monotonic()))
+            self._wake.clear()
+            value = self._latest
+            if value is not None and value != self._posted:
+                try:
+                    update_progress_artifact(artifact_id=self._id, progress=value)
+                    self._posted = value
+                except Exception as e:  # noqa: BLE001 - progress is for watching; the run goes on
+                    _log.debug("progress artifact not updated: %s", e)
+                last = time.monotonic()
+            if closing:
+                return
 
 
 def _flow_name() -> str | None:
