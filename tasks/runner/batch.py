@@ -28,7 +28,7 @@ from prefect.tasks import exponential_backoff
 
 from distilflow.tasks.answers import AnswerContext, answering
 from distilflow.tasks.base import _Task
-from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
+from distilflow.tasks.errors import ModelRequestError
 from distilflow.tasks.runner.global_limits import RateLimit, global_slot
 from distilflow.tasks.runner.options import RunOptions
 from distilflow.tasks.runner.pace import progress_of

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, Union
 
 from prefect.context import FlowRunContext
-from prefect.futures import as_completed
 from prefect.states import State
 
 from distilflow.tasks.answers import input_fingerprint
@@ -210,7 +209,7 @@ class _Run:
                     pace.reserve(label, len(rows))
                     first["batches"] += 1
                     first["rows"] += len(rows)
-                # plain values, not futures or `quote(...)`: both break on the way to Dask workers
+                # no futures or `quote(...)` (both break on the way to Dask workers); see Opaque
                 future = batch_tasks[k].submit(
                     Opaque(steps[k]), Opaque(rows), label, self.answers, self.prior(k, rows), options.concurrency_limit,
                     pace.key if k == 0 else None, self.rate_limit,
