@@ -98,7 +98,11 @@ class RunSettings(BaseModel):
     # the run and its server milliseconds of work whatever it holds (a re-run answered from the
     # cache takes about half as long at 200 rows a batch as at 50). Answers are cached one by one,
     # so a crash costs the same either way, and requests, not batches, set the pace.
-    batch_size: int = Field(default=200, ge=1, le=10_000, description="Rows per batch (one Prefect task run each).")
+    batch_size: Union[int, None] = Field(
+        default=None, ge=1, le=10_000,
+        description="Rows per batch (one Prefect task run each); default: 200, or more for a large input so a step "
+        "has about 100 batches (at most 1,000 rows each).",
+    )
     max_concurrent_batches: Union[int, None] = Field(
         default=None, ge=1, le=4096,
         description="Most batches in flight at once; default: as many as keep the model's request slots busy.",
@@ -124,6 +128,12 @@ class RunSettings(BaseModel):
     concurrency_limit: Union[str, None] = Field(
         default=None, description="A Prefect global concurrency limit capping batches in flight across every worker."
     )
+
+    def rows_per_batch(self, rows: int) -> int:
+        """`batch_size`, or by default 200 rows a batch, more when that would make over 100 batches."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return min(1_000, max(200, -(-rows // 10_000) * 100))  # rows / 100, rounded up to a hundred
 
     def options(self, **overrides: Any) -> RunOptions:
         return RunOptions(

@@ -115,7 +115,7 @@ def _image_generation(params: ImageGenerationParams, logger):
         # the raw output would hold the base64 image a second time
         task = ImageGeneration(
             image_generation_model=model, num_generations=params.num_generations,
-            input_batch_size=params.run.batch_size, add_raw_output=False,
+            input_batch_size=params.run.rows_per_batch(len(rows)), add_raw_output=False,
         )
         if not params.dry_run:
             check_writable(params.images_dir)

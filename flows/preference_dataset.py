@@ -52,7 +52,7 @@ def _preference_dataset(params: PreferenceDatasetParams, logger):
             llm=OpenAILLM(**gen_endpoint, generation_kwargs=generation_kwargs(params.generator),
                           **params.generator.client_settings()),
             num_generations=params.num_generations, group_generations=True,
-            input_batch_size=params.run.batch_size,
+            input_batch_size=params.run.rows_per_batch(len(rows)),
             output_mappings={"model_name": "generation_model"},
         )
         judge = UltraFeedback(

@@ -55,7 +55,7 @@ def _text_generation(params: TextGenerationParams, logger):
         task = TextGeneration(
             llm=llm, system_prompt=params.system_prompt, template=params.template, columns=params.columns,
             num_generations=params.num_generations, group_generations=params.group_generations,
-            input_batch_size=params.run.batch_size,
+            input_batch_size=params.run.rows_per_batch(len(rows)),
         )
         return run_steps(task, rows, params, logger, "text-generation")
 

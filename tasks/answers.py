@@ -54,7 +54,7 @@ __all__ = [
     "RowFailure",
     "answer",
     "answering",
-    "input_fingerprint",
+    "input_fingerprints",
     "occurrences",
     "request_key",
     "request_keys",
@@ -321,11 +321,13 @@ def request_keys(
     return keys
 
 
-def input_fingerprint(task: Any, row: dict[str, Any]) -> int:
-    """A 64-bit digest of the task's input columns in `row` (the task's view, after mappings)."""
-    columns = task.get_inputs()
-    text = _canonical([row.get(column) for column in columns])
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+def input_fingerprints(task: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """A 64-bit digest of the task's input columns in each row (the task's view, after mappings)."""
+    columns = list(task.get_inputs())
+    return [
+        int.from_bytes(hashlib.blake2b(_canonical([row.get(c) for c in columns]).encode(), digest_size=8).digest(), "big")
+        for row in rows
+    ]
 
 
 def occurrences(task: Any, rows: list[dict[str, Any]]) -> Union[list[int], None]:
@@ -334,8 +336,7 @@ def occurrences(task: Any, rows: list[dict[str, Any]]) -> Union[list[int], None]
     if context is None or context.store is None:
         return None
     counts = []
-    for row in rows:
-        fingerprint = input_fingerprint(task, row)
+    for fingerprint in input_fingerprints(task, rows):
         counts.append(context.prior.get(fingerprint, 0) + context.seen[fingerprint])
         context.seen[fingerprint] += 1
     return counts

@@ -25,7 +25,7 @@ from typing import Any, Protocol, Union
 from prefect.context import FlowRunContext
 from prefect.states import State
 
-from distilflow.tasks.answers import input_fingerprint
+from distilflow.tasks.answers import input_fingerprints
 from distilflow.tasks.base import _Task
 from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
 from distilflow.tasks.runner.batch import AnswerSettings, BatchOutput, Opaque, batch_task_for, execute_batch
@@ -146,7 +146,7 @@ class _Run:
         if self.answers is None:
             return {}
         step, seen = self.steps[k], self._seen[k]
-        fingerprints = [input_fingerprint(step, step._map_in(row)[0]) for row in rows]
+        fingerprints = input_fingerprints(step, [step._map_in(row)[0] for row in rows])
         prior = {f: seen[f] for f in set(fingerprints) if f in seen}
         seen.update(fingerprints)
         return prior
