@@ -13,19 +13,17 @@ runs in a notebook as well as inside a Prefect task run.
 from __future__ import annotations
 
 import logging
-import re
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, ClassVar, Union
+from typing import Any, ClassVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
+from pydantic import Field, PositiveInt
 
-from distilflow.tasks._state import fresh_private_state
 from distilflow.tasks.answers import RowFailure, answer, occurrences
-from distilflow.tasks.errors import DistilflowUserError, InvalidSettingsError
+from distilflow.tasks.errors import DistilflowUserError
 from distilflow.tasks.models.base import LLM, ImageGenerationModel
-from distilflow.tasks.runtime_parameters import RuntimeParametersMixin
-from distilflow.tasks.typing import RUNTIME_PARAMETER, ChatType, FormattedInput, StepColumns
+from distilflow.tasks.steps.base import Step
+from distilflow.tasks.typing import ChatType, FormattedInput
 
 __all__ = ["DISTILABEL_METADATA_KEY", "FAILURE_KEY_PREFIX", "ImageTask", "Task", "group_dicts"]
 
@@ -38,28 +36,10 @@ _logger = logging.getLogger("distilflow.tasks")
 
 
 
-class _Task(RuntimeParametersMixin, BaseModel, ABC):
+class _Task(Step):
     """What `Task` and `ImageTask` share: columns, mappings, generations, metadata, fallback."""
 
-    model_config = ConfigDict(
-        arbitrary_types_allowed=True, extra="forbid", validate_assignment=True, protected_namespaces=()
-    )
-
-    name: Union[str, None] = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="Step name; keys of distilabel_metadata end with it. Default: snake_case class name + '_0'.",
-    )
     llm: Any = None
-    # distilabel's: the pipeline the step belongs to (set by `with Pipeline(...)` or passed)
-    pipeline: Any = Field(default=None, exclude=True, repr=False)
-    input_mappings: dict[str, str] = Field(
-        default_factory=dict, description="task input name -> column it is read from"
-    )
-    output_mappings: dict[str, str] = Field(
-        default_factory=dict, description="task output name -> column it is written to"
-    )
-    input_batch_size: Annotated[PositiveInt, RUNTIME_PARAMETER] = 50
     num_generations: PositiveInt = 1
     group_generations: bool = False
     add_raw_output: bool = True
@@ -69,52 +49,9 @@ class _Task(RuntimeParametersMixin, BaseModel, ABC):
         description="distilabel's: ask the model for the JSON the task describes in `get_structured_output()`.",
     )
 
-    _loaded: bool = PrivateAttr(default=False)
-
-    def __init__(self, **data: Any) -> None:
-        # One line naming each refused argument, like every other configuration error, instead
-        # of pydantic's multi-line report.
-        try:
-            super().__init__(**data)
-        except ValidationError as e:
-            raise InvalidSettingsError.from_validation(type(self).__name__, e) from None
-
-    def model_post_init(self, __context: Any) -> None:
-        if self.name is None:
-            self.name = f"{_snake_case(type(self).__name__)}_0"
-        self._check_mappings()
-
-    # Private state (a compiled template, the loaded flag) is rebuilt after unpickling.
-    def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "__pydantic_private__": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        object.__setattr__(self, "__pydantic_private__", fresh_private_state(self))
+    _kind: ClassVar[str] = "Task"
 
     # -- what a task declares ------------------------------------------------------------------
-
-    @property
-    def inputs(self) -> StepColumns:
-        """Input column names, or name -> required."""
-        return []
-
-    @property
-    def outputs(self) -> StepColumns:
-        """Output column names, or name -> required (`model_name` is added by the framework)."""
-        return []
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Columns declared as class attributes (`inputs: list[str] = ["instruction"]`, as some
-        # distilabel code does) become read-only properties before pydantic would make them fields.
-        for name in ("inputs", "outputs"):
-            value = cls.__dict__.get(name)
-            if isinstance(value, (list, tuple, dict)):
-                setattr(cls, name, property(lambda self, columns=value: columns))
-                if "__annotations__" not in cls.__dict__:
-                    cls.__annotations__ = {}
-                cls.__annotations__[name] = ClassVar[Any]  # a class-level declaration, not a field
-        super().__init_subclass__(**kwargs)
 
     @abstractmethod
     def format_input(self, input: dict[str, Any]) -> FormattedInput:
@@ -124,11 +61,8 @@ class _Task(RuntimeParametersMixin, BaseModel, ABC):
     def format_output(self, output: Any, input: Union[dict[str, Any], None] = None) -> dict[str, Any]:
         """Turn one answer of the model into the task's output columns."""
 
-    def get_inputs(self) -> dict[str, bool]:
-        return _columns(self.inputs)
-
     def get_outputs(self) -> dict[str, bool]:
-        columns = _columns(self.outputs)
+        columns = super().get_outputs()
         columns.setdefault("model_name", True)
         return columns
 
@@ -141,7 +75,7 @@ class _Task(RuntimeParametersMixin, BaseModel, ABC):
         if not getattr(self.llm, "is_loaded", False):
             self.llm.load()
         self._set_default_structured_output()
-        self._loaded = True
+        super().load()
 
     def get_structured_output(self) -> Union[dict[str, Any], None]:
         """The JSON schema of this task's answer, for `use_default_structured_output` (None: it has none)."""
@@ -174,7 +108,7 @@ class _Task(RuntimeParametersMixin, BaseModel, ABC):
     def unload(self) -> None:
         if self.llm is not None:
             self.llm.unload()
-        self._loaded = False
+        super().unload()
 
     # -- processing ----------------------------------------------------------------------------
 
@@ -311,47 +245,6 @@ class _Task(RuntimeParametersMixin, BaseModel, ABC):
             grouped[DISTILABEL_METADATA_KEY] = [m or {} for m in grouped[DISTILABEL_METADATA_KEY]]
         return [{**input, **grouped, "model_name": model_name}]
 
-    # -- mappings ------------------------------------------------------------------------------
-
-    def _check_mappings(self) -> None:
-        inputs, outputs = self.get_inputs(), self.get_outputs()
-        bad_in = sorted(set(self.input_mappings) - set(inputs))
-        if bad_in:
-            raise DistilflowUserError(
-                f"Task '{self.name}': input_mappings keys {bad_in} are not inputs of the task; "
-                f"its inputs are {sorted(inputs)} (keys are task inputs, values are your columns)."
-            )
-        bad_out = sorted(set(self.output_mappings) - set(outputs))
-        if bad_out:
-            raise DistilflowUserError(
-                f"Task '{self.name}': output_mappings keys {bad_out} are not outputs of the task; "
-                f"its outputs are {sorted(outputs)} (keys are task outputs, values are new column names)."
-            )
-
-    def _map_in(self, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The row as the task sees it, and the columns the mapping hid (restored on the way out)."""
-        if not self.input_mappings:
-            return row, {}
-        view, hidden = dict(row), {}
-        for task_column, column in self.input_mappings.items():
-            if task_column in row:
-                hidden[task_column] = row[task_column]
-            if column in row:
-                view[task_column] = row[column]
-            else:
-                view.pop(task_column, None)
-        return view, hidden
-
-    def _map_out(self, row: dict[str, Any], hidden: dict[str, Any]) -> dict[str, Any]:
-        outputs = self.get_outputs()
-        out = {}
-        for key, value in row.items():
-            if key in self.input_mappings and key not in outputs:
-                continue  # the task's view of a mapped column; the original column is still there
-            out[self.output_mappings.get(key, key) if key in outputs else key] = value
-        out.update({k: v for k, v in hidden.items() if k not in outputs})
-        return out
-
     # -- printing ------------------------------------------------------------------------------
 
     def _sample_input(self) -> FormattedInput:
@@ -463,15 +356,3 @@ def _chat_of(formatted_input: FormattedInput) -> Any:
 
 def _statistics_at(statistics: dict[str, list], index: int) -> dict[str, Any]:
     return {k: v[index] for k, v in statistics.items() if isinstance(v, list) and index < len(v) and v[index] is not None}
-
-
-def _columns(columns: StepColumns) -> dict[str, bool]:
-    if isinstance(columns, dict):
-        return dict(columns)
-    return dict.fromkeys(columns, True)
-
-
-def _snake_case(name: str) -> str:
-    """distilabel's default step names: an underscore before every capital but the first
-    (`APIGenGenerator` -> `a_p_i_gen_generator`), so `distilabel_metadata` keys match."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -14,6 +14,7 @@ FILES = [
     "tests/unit/steps/tasks/test_text_generation_with_image.py",
     "tests/unit/steps/tasks/test_ultrafeedback.py",
     "tests/unit/steps/tasks/evol_instruct/test_base.py",
+    "tests/unit/steps/test_decorator.py",
     # Not yet: evol_instruct/test_generator.py (EvolInstructGenerator is a generator task: it comes
     # with generator steps and pipelines), and the tests of tasks distilflow does not have.
 ]

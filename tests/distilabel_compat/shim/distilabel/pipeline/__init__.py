@@ -1,1 +1,3 @@
-from distilabel.pipeline.local import Pipeline  # noqa: F401
+from distilflow.tasks.pipeline import Pipeline, routing_batch_function, sample_n_steps
+
+__all__ = ["Pipeline", "routing_batch_function", "sample_n_steps"]

@@ -1,11 +1,3 @@
-class Pipeline:
-    """A stand-in for distilabel's Pipeline: a name, and a context in which steps are created."""
+from distilflow.tasks.pipeline import Pipeline
 
-    def __init__(self, name: str = "pipeline", description: str = "", **kwargs) -> None:
-        self.name, self.description = name, description
-
-    def __enter__(self) -> "Pipeline":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
+__all__ = ["Pipeline"]

@@ -1,0 +1,6 @@
+"""Pipelines: distilabel's graph of steps (`with Pipeline(...)`, `>>`, routing), free of Prefect."""
+
+from distilflow.tasks.pipeline.graph import Pipeline
+from distilflow.tasks.pipeline.routing import RoutingBatchFunction, routing_batch_function, sample_n_steps
+
+__all__ = ["Pipeline", "RoutingBatchFunction", "routing_batch_function", "sample_n_steps"]

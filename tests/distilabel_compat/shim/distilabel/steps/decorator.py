@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.decorator import step
+
+__all__ = ["step"]
