@@ -13,17 +13,21 @@ a bad graph before any request, with one message naming the step and the fix. Ru
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextvars import Token
 from typing import TYPE_CHECKING, Any, Union
 
 from distilflow.tasks.errors import DistilflowUserError
+from distilflow.tasks.pipeline.distiset import Distiset
 from distilflow.tasks.steps.base import _Step, current_pipeline
 
 if TYPE_CHECKING:
     from distilflow.tasks.pipeline.routing import RoutingBatchFunction
 
 __all__ = ["Pipeline"]
+
+_log = logging.getLogger("distilflow.pipeline")
 
 
 class Pipeline:
@@ -111,6 +115,65 @@ class Pipeline:
                 placed.add(name)
                 yield name
             pending = [name for name in pending if name not in placed]
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        parameters: Union[dict[str, dict[str, Any]], None] = None,
+        use_cache: bool = True,
+        dataset: Union[list[dict[str, Any]], None] = None,
+        dataset_batch_size: int = 50,
+        *,
+        options: Any = None,
+        **distilabel_only: Any,
+    ) -> Distiset:
+        """Run every step as Prefect task runs in one flow run named after the pipeline; return a `Distiset`.
+
+        `parameters` sets steps' run-time parameters by step name (`{"gen": {"llm": {"generation_kwargs":
+        {...}}}}`); `use_cache=False` asks the models again and replaces the cached answers; `dataset`
+        feeds rows to the first steps instead of a loader. `options` (a `RunOptions`) sets concurrency,
+        retries and where answers are cached. Inside a running flow, the steps run in that flow run.
+        """
+        from distilflow.tasks.runner.graph import run_pipeline_as_flow  # Prefect only when running
+
+        if distilabel_only:
+            _log.warning("Pipeline '%s': %s are distilabel's settings and are not used by distilflow.",
+                         self.name, sorted(distilabel_only))
+        self._set_parameters(parameters or {})
+        return run_pipeline_as_flow(
+            self, dataset=dataset, options=options, use_cache=use_cache, dataset_batch_size=dataset_batch_size
+        )
+
+    def dry_run(
+        self, parameters: Union[dict[str, dict[str, Any]], None] = None, batch_size: int = 1,
+        dataset: Union[list[dict[str, Any]], None] = None, *, options: Any = None,
+    ) -> Distiset:
+        """Run one batch of `batch_size` rows through every step, without the answer cache."""
+        from distilflow.tasks.runner.graph import run_pipeline_as_flow
+
+        self._set_parameters(parameters or {})
+        saved = {name: step.batch_size for name, step in self._steps.items() if step.is_generator}
+        try:
+            for name in saved:
+                self._steps[name].batch_size = batch_size
+            return run_pipeline_as_flow(
+                self, dataset=dataset[:batch_size] if dataset else dataset, options=options, use_cache=True,
+                dataset_batch_size=batch_size, dry_run=True,
+            )
+        finally:
+            for name, size in saved.items():
+                self._steps[name].batch_size = size
+
+    def _set_parameters(self, parameters: dict[str, dict[str, Any]]) -> None:
+        unknown = sorted(set(parameters) - set(self._steps))
+        if unknown:
+            raise DistilflowUserError(
+                f"Pipeline '{self.name}': parameters for {unknown}, which are not its steps {sorted(self._steps)}; "
+                "key the parameters by step name."
+            )
+        for name, values in parameters.items():
+            self._steps[name].set_runtime_parameters(values)
 
     # -- checks --------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ class RunReporter:
 
     def __enter__(self) -> RunReporter:
         show = self.options.progress if self.options.progress is not None else sys.stderr.isatty()
-        if show and self.total > 1:
+        if show and self.total != 1:
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 transient=False,
@@ -59,8 +59,10 @@ class RunReporter:
 
     def batch_done(self) -> None:
         self.done += 1
+        # a pipeline's loaders are read as it runs: its batches are counted as they start
+        self.total = max(self.total, self.done, sum(s.batches for s in self.summaries))
         if self._bar is not None:
-            self._bar.update(self._bar_task, completed=self.done)
+            self._bar.update(self._bar_task, completed=self.done, total=self.total)
         if self._poster is not None:
             self._poster.post(100.0 * self.done / max(1, self.total))
 

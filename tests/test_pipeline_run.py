@@ -1,0 +1,246 @@
+"""Pipelines run as one Prefect flow run: a real Prefect API and the simulator over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flow_runs import llm
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.settings import PREFECT_API_URL
+from test_runner_prefect import task_runs
+
+from distilflow.tasks import TextGeneration
+from distilflow.tasks.errors import DistilflowUserError
+from distilflow.tasks.pipeline import Pipeline, sample_n_steps
+from distilflow.tasks.runner import RunOptions
+from distilflow.tasks.steps import GeneratorStep, GlobalStep, Step, StepInput
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+class Questions(GeneratorStep):
+    count: int = 10
+
+    @property
+    def outputs(self):
+        return ["instruction"]
+
+    def process(self, offset: int = 0):
+        rows = [{"instruction": f"question {i}"} for i in range(self.count)]
+        for start in range(offset, len(rows), self.batch_size):
+            yield rows[start : start + self.batch_size], start + self.batch_size >= len(rows)
+
+
+class Pair(Step):
+    """Puts the generations of its branches side by side; refuses rows that do not line up."""
+
+    inputs = ["instruction", "generation"]
+    outputs = ["generations"]
+
+    def process(self, *inputs: StepInput):
+        for rows in zip(*inputs, strict=True):
+            assert len({row["instruction"] for row in rows}) == 1, rows
+        yield [{"instruction": rows[0]["instruction"], "generations": [r["generation"] for r in rows],
+                "models": [r["model_name"] for r in rows]} for rows in zip(*inputs)]
+
+
+class Census(GlobalStep):
+    inputs = ["generations"]
+    outputs = ["count", "instructions"]
+
+    def process(self, inputs: StepInput):
+        yield [{"count": len(inputs), "instructions": sorted(row["instruction"] for row in inputs)}]
+
+
+def options(tmp_path: Path, **more: Any) -> RunOptions:
+    return RunOptions(result_storage=str(tmp_path / "results"), retry_delay_seconds=0, artifact_prefix="test", **more)
+
+
+def latest_flow_run(name: str):
+    with get_client(sync_client=True) as client:
+        (found,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[name])), sort=FlowRunSort.START_TIME_DESC, limit=1
+        )
+    return found
+
+
+def test_branches_run_at_the_same_time_and_a_merge_gets_matching_batches(sim, tmp_path):
+    sim.configure(latency=0.3, latency_jitter=0.3)  # batches finish out of order
+    with Pipeline(name="branches") as pipeline:
+        load = Questions(count=10, batch_size=3)
+        gen_a = TextGeneration(name="gen_a", llm=llm(sim, model="model-a"))
+        gen_b = TextGeneration(name="gen_b", llm=llm(sim, model="model-b"))
+        pair = Pair(name="pair")
+        census = Census(name="census")
+        load >> [gen_a, gen_b] >> pair >> census
+    distiset = pipeline.run(options=options(tmp_path))
+
+    assert sim.stats()["requests"] == 20
+    # both branches' requests of a batch were in flight together: the branches ran at once
+    assert sim.stats()["max_in_flight"] >= 6
+    assert distiset.rows() == [{"count": 10, "instructions": sorted(f"question {i}" for i in range(10))}]
+
+    flow_run = latest_flow_run("branches")
+    assert flow_run.state.is_completed()
+    runs = task_runs(flow_run.id, expected=4 * 5 + 1)
+    assert sorted(runs) == sorted(
+        [f"{s}[{i}]" for s in ("questions_0", "gen_a", "gen_b", "pair") for i in range(1, 5)] + ["census[1]"]
+    )
+    # the run's graph: each task run waited for the batches it was made from
+    ids = {run.id: name for name, run in runs.items()}
+
+    def parents(name: str) -> list[str]:
+        return sorted(ids[ref.id] for ref in runs[name].task_inputs.get("wait_for", []))
+
+    assert parents("gen_a[2]") == ["questions_0[2]"]
+    assert parents("pair[3]") == ["gen_a[3]", "gen_b[3]"]
+    assert parents("questions_0[1]") == []
+
+
+def test_a_merge_lines_up_rows_of_every_batch_whatever_order_they_finish(sim, tmp_path):
+    sim.configure(latency=0.05, latency_jitter=0.4)
+    with Pipeline(name="merge") as pipeline:
+        load = Questions(count=12, batch_size=2)
+        gens = [TextGeneration(name=f"gen_{m}", llm=llm(sim, model=f"model-{m}")) for m in "abc"]
+        load >> gens >> Pair(name="pair")
+    rows = pipeline.run(options=options(tmp_path)).rows()
+    assert [row["instruction"] for row in rows] == [f"question {i}" for i in range(12)]
+    assert all(row["models"] == ["model-a", "model-b", "model-c"] for row in rows)
+
+
+def test_routing_sends_each_batch_to_one_generator_and_a_rerun_sends_nothing(sim, tmp_path):
+    def build() -> Pipeline:
+        with Pipeline(name="routed") as pipeline:
+            load = Questions(count=12, batch_size=2)
+            gens = [TextGeneration(name=f"gen_{m}", llm=llm(sim, model=f"model-{m}")) for m in "abc"]
+            load >> sample_n_steps(1) >> gens
+        return pipeline
+
+    first = build().run(options=options(tmp_path))
+    assert sim.stats()["requests"] == 12
+    per_leaf = {name: [row["instruction"] for row in splits["train"]] for name, splits in first.items()}
+    assert sorted(q for rows in per_leaf.values() for q in rows) == sorted(f"question {i}" for i in range(12))
+    assert sum(1 for rows in per_leaf.values() if rows) >= 2  # batches went to different generators
+
+    sim.reset()
+    again = build().run(options=options(tmp_path))
+    assert sim.stats()["requests"] == 0  # every batch went where it went before: all answers cached
+    assert {name: [row["instruction"] for row in s["train"]] for name, s in again.items()} == per_leaf
+
+
+def test_run_time_parameters_and_dataset_feed_the_first_steps(sim, tmp_path):
+    with Pipeline(name="with-dataset") as pipeline:
+        gen = TextGeneration(name="gen", llm=llm(sim))
+        census = Census(name="census", input_mappings={"generations": "generation"})
+        gen >> census
+    rows = [{"instruction": f"q{i}"} for i in range(5)]
+    distiset = pipeline.run(
+        parameters={"gen": {"llm": {"generation_kwargs": {"max_new_tokens": 7}}}}, dataset=rows, dataset_batch_size=2,
+        options=options(tmp_path),
+    )
+    assert gen.llm.generation_kwargs == {"max_new_tokens": 7}
+    assert distiset.rows()[0]["count"] == 5
+    assert sim.stats()["requests"] == 5
+    with pytest.raises(DistilflowUserError, match=r"parameters for \['nope'\].*key the parameters by step name"):
+        pipeline.run(parameters={"nope": {}}, dataset=rows, options=options(tmp_path))
+
+
+def test_fallbacks_are_counted_per_step_in_the_final_state(sim, tmp_path):
+    sim.configure(empty_fraction=0.5, fault_seed=7)
+    with Pipeline(name="fallbacks") as pipeline:
+        load = Questions(count=20, batch_size=5)
+        load >> [TextGeneration(name="gen_a", llm=llm(sim, model="model-a")),
+                 TextGeneration(name="gen_b", llm=llm(sim, model="model-b"))]
+    distiset = pipeline.run(options=options(tmp_path))
+    fell_back = {name: sum(row["generation"] is None for row in s["train"]) for name, s in distiset.items()}
+    assert all(count > 0 for count in fell_back.values())
+    state = latest_flow_run("fallbacks").state
+    assert state.name == "CompletedWithFallbacks"
+    assert f"gen_a: {fell_back['gen_a']}" in state.message and f"gen_b: {fell_back['gen_b']}" in state.message
+
+
+def test_a_bad_graph_is_refused_before_any_flow_run_or_request(sim, tmp_path):
+    with Pipeline(name="refused-graph") as pipeline:
+        Questions() >> TextGeneration(name="gen", llm=llm(sim), input_mappings={"instruction": "prompt"})
+    with pytest.raises(DistilflowUserError, match=r"Step 'gen' needs column\(s\) \['prompt'\]"):
+        pipeline.run(options=options(tmp_path))
+    assert sim.stats()["requests"] == 0
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["refused-graph"]))) == []
+
+
+def test_inside_a_flow_the_pipeline_runs_in_that_flow_run(sim, tmp_path):
+    with Pipeline(name="inner") as pipeline:
+        Questions(count=4, batch_size=2) >> TextGeneration(name="gen", llm=llm(sim))
+
+    @flow(name="outer-flow")
+    def outer():
+        return pipeline.run(options=options(tmp_path)).rows()
+
+    state = outer(return_state=True)
+    assert len(state.result()) == 4
+    runs = task_runs(state.state_details.flow_run_id, expected=4)
+    assert sorted(runs) == ["gen[1]", "gen[2]", "questions_0[1]", "questions_0[2]"]
+
+
+KILLED_PIPELINE = textwrap.dedent('''
+    import sys
+    from distilflow.tasks import TextGeneration
+    from distilflow.tasks.models import OpenAILLM
+    from distilflow.tasks.pipeline import Pipeline
+    from distilflow.tasks.runner import RunOptions
+    from distilflow.tasks.steps import GeneratorStep
+
+    class Questions(GeneratorStep):
+        @property
+        def outputs(self):
+            return ["instruction"]
+
+        def process(self, offset=0):
+            rows = [{"instruction": f"question {i}"} for i in range(60)]
+            for start in range(offset, 60, self.batch_size):
+                yield rows[start : start + self.batch_size], start + self.batch_size >= 60
+
+    with Pipeline(name="killed") as pipeline:
+        llm = OpenAILLM(model="sim", base_url=sys.argv[1], max_concurrent_requests=4)
+        Questions(batch_size=10) >> TextGeneration(name="gen", llm=llm)
+    pipeline.run(options=RunOptions(result_storage=sys.argv[2], progress=False))
+''')
+
+
+def test_a_killed_pipeline_resumes_sending_only_what_was_never_answered(sim, tmp_path):
+    from distilflow.storage import answer_store
+
+    sim.configure(latency=0.2)
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_PIPELINE)
+    results = str(tmp_path / "results")
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    process = subprocess.Popen([sys.executable, str(script), sim.base_url, results], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while sim.stats()["requests"] < 20 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    sent_before = sim.stats()["requests"]
+    stored = len(answer_store(results).keys())
+    assert 20 <= sent_before < 60 and 0 < stored <= sent_before
+
+    sim.reset()
+    sim.configure(latency=0.0)
+    subprocess.run([sys.executable, str(script), sim.base_url, results], env=env, cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
+    assert sim.stats()["requests"] == 60 - stored  # only the requests never answered are sent again
+    assert len(answer_store(results).keys()) == 60
