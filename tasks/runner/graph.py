@@ -27,7 +27,7 @@ from distilflow.tasks.pipeline.distiset import Distiset
 from distilflow.tasks.pipeline.graph import Pipeline
 from distilflow.tasks.runner.batch import Opaque, batch_task_for
 from distilflow.tasks.runner.options import RunOptions
-from distilflow.tasks.runner.pipeline import _answer_settings, _Run
+from distilflow.tasks.runner.pipeline import RowSink, _answer_settings, _Run
 from distilflow.tasks.runner.progress import RunReporter
 from distilflow.tasks.runner.report import StepSummary
 from distilflow.tasks.runner.result import RunResult
@@ -71,8 +71,14 @@ def run_pipeline(
     *,
     dataset_batch_size: int = 50,
     max_batches: Union[int, None] = None,
+    sinks: Union[dict[str, RowSink], None] = None,
+    keep_rows: bool = True,
 ) -> PipelineOutput:
-    """Run `pipeline` inside the current Prefect flow run; see the module docstring."""
+    """Run `pipeline` inside the current Prefect flow run; see the module docstring.
+
+    Each leaf step's finished batches go to `sinks[leaf].write_part(batch index, rows)` as soon as
+    they exist; with `keep_rows=False` they are not also kept (memory stays flat).
+    """
     options = options or RunOptions()
     columns = sorted({c for row in (dataset or [])[:1] for c in row}) if dataset is not None else None
     if dataset is not None and not dataset:
@@ -90,6 +96,7 @@ def run_pipeline(
     run = _Run(steps, options, answers, summaries)
     run.label = lambda k, i: f"{steps[k].name}[{i + 1}]"
     scheduler = _Scheduler(pipeline, names, run, options, dataset, dataset_batch_size, max_batches)
+    scheduler.sinks, scheduler.keep_rows = sinks or {}, keep_rows
     with RunReporter(steps, summaries, options, in_flow=True) as reporter:
         scheduler.reporter = reporter
         scheduler.run()
@@ -98,7 +105,7 @@ def run_pipeline(
         leaves = {name: [row for i in sorted(scheduler.nodes[name].outputs) for row in scheduler.nodes[name].outputs[i]]
                   for name in pipeline.leaves}
         result = RunResult(
-            rows=[], steps=summaries, errors=run.errors, rows_out=sum(len(rows) for rows in leaves.values()),
+            rows=[], steps=summaries, errors=run.errors, rows_out=scheduler.leaf_rows,
             stopped=run.stopped, user_error=run.user_error,
         )
         reporter.finish(result)
@@ -128,6 +135,9 @@ class _Scheduler:
         self.in_flight: dict[Any, tuple[str, int, int]] = {}  # future -> (step, batch index, rows held)
         self.rows_held = 0
         self.reporter: Any = None
+        self.sinks: dict[str, RowSink] = {}
+        self.keep_rows = True
+        self.leaf_rows = 0
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -217,7 +227,11 @@ class _Scheduler:
             node = self.nodes[source]
             node.delivered += 1
             if not node.successors and isinstance(rows, list):
-                node.outputs[i] = rows
+                if source in self.sinks:
+                    self.sinks[source].write_part(i, rows)
+                if self.keep_rows:
+                    node.outputs[i] = rows
+                self.leaf_rows += len(rows)
         routing = self.pipeline.routing(source) if source != DATASET else None
         chosen = None
         if routing is not None and isinstance(rows, list):

@@ -247,27 +247,29 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
             )
 
     def _map_in(self, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The row as the step sees it, and the columns the mapping hid (restored on the way out)."""
+        """The row as the step sees it (mapped columns renamed to the step's names), and the
+        values those names had in the row, which the renaming covered (restored on the way out)."""
         if not self.input_mappings:
             return row, {}
-        view, hidden = dict(row), {}
-        for step_column, column in self.input_mappings.items():
-            if step_column in row:
-                hidden[step_column] = row[step_column]
-            if column in row:
-                view[step_column] = row[column]
-            else:
-                view.pop(step_column, None)
+        step_name_of = {column: name for name, column in self.input_mappings.items()}
+        view, hidden = {}, {}
+        for key, value in row.items():
+            name = step_name_of.get(key, key)
+            if name != key:
+                view[name] = value
+                if name in row:
+                    hidden[name] = row[name]
+            elif name not in view:
+                view[name] = value
         return view, hidden
 
     def _map_out(self, row: dict[str, Any], hidden: dict[str, Any]) -> dict[str, Any]:
-        outputs = self.get_outputs()
+        """Output names through `output_mappings`, mapped inputs back to their columns, covered values back."""
         out = {}
         for key, value in row.items():
-            if key in self.input_mappings and key not in outputs:
-                continue  # the step's view of a mapped column; the original column is still there
-            out[self.output_mappings.get(key, key) if key in outputs else key] = value
-        out.update({k: v for k, v in hidden.items() if k not in outputs})
+            out[self.output_mappings.get(key) or self.input_mappings.get(key) or key] = value
+        for key, value in hidden.items():
+            out.setdefault(key, value)
         return out
 
 

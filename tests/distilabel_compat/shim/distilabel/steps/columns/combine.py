@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.columns.combine import CombineOutputs
+
+__all__ = ["CombineOutputs"]

@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.columns.expand import ExpandColumns
+
+__all__ = ["ExpandColumns"]

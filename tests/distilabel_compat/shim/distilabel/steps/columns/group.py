@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.columns.group import GroupColumns
+
+__all__ = ["GroupColumns"]

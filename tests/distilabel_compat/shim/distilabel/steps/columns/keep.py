@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.columns.keep import KeepColumns
+
+__all__ = ["KeepColumns"]

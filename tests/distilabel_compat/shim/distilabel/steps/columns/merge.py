@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.columns.merge import MergeColumns
+
+__all__ = ["MergeColumns"]

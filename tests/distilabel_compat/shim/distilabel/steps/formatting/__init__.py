@@ -1,0 +1,9 @@
+from distilflow.tasks.steps.formatting import (
+    ConversationTemplate, FormatChatGenerationDPO, FormatChatGenerationSFT, FormatTextGenerationDPO,
+    FormatTextGenerationSFT,
+)
+
+__all__ = [
+    "ConversationTemplate", "FormatChatGenerationDPO", "FormatChatGenerationSFT", "FormatTextGenerationDPO",
+    "FormatTextGenerationSFT",
+]

@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.formatting.conversation import ConversationTemplate
+
+__all__ = ["ConversationTemplate"]

@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.formatting.dpo import FormatChatGenerationDPO, FormatTextGenerationDPO
+
+__all__ = ["FormatChatGenerationDPO", "FormatTextGenerationDPO"]
