@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from distilflow.tasks.errors import DistilflowUserError
@@ -50,7 +50,13 @@ class RuntimeParametersMixin(BaseModel):
             elif name == "generation_kwargs" and isinstance(value, dict):
                 setattr(self, name, {**(current or {}), **value})  # added to, as in distilabel
             else:
-                setattr(self, name, value)
+                try:
+                    setattr(self, name, value)
+                except ValidationError as e:
+                    problem = "; ".join(error["msg"] for error in e.errors())
+                    raise DistilflowUserError(
+                        f"{type(self).__name__} run-time parameter {name}={value!r}: {problem}. Give a valid value."
+                    ) from None
 
 
 def _runtime_parameter(info: FieldInfo) -> tuple[bool, bool]:

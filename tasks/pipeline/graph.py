@@ -165,6 +165,23 @@ class Pipeline:
             for name, size in saved.items():
                 self._steps[name].batch_size = size
 
+    def main(self, argv: Union[list[str], None] = None) -> None:
+        """Run as a command (`python my_pipeline.py --output rows.jsonl --gen.input-batch-size 20`) and exit.
+
+        Flags for every step's run-time parameters, `--dry-run`, `--run.*`; the rows stream to
+        `--output`; the exit status says how it went (see `distilflow.tasks.runner.pipeline_cli`).
+        """
+        from distilflow.tasks.runner.pipeline_cli import pipeline_main
+
+        pipeline_main(self, argv)
+
+    def as_flow(self) -> Any:
+        """A Prefect flow of this pipeline, to deploy (`prefect.yaml` entrypoint `my_pipeline.py:flow`): its
+        parameter form holds the output, `run` settings and every step's run-time parameters."""
+        from distilflow.tasks.runner.pipeline_cli import pipeline_flow
+
+        return pipeline_flow(self)
+
     def _set_parameters(self, parameters: dict[str, dict[str, Any]]) -> None:
         unknown = sorted(set(parameters) - set(self._steps))
         if unknown:

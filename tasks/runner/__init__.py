@@ -9,10 +9,17 @@
         return result.final_state(data=result.rows)
 """
 
-from distilflow.tasks.runner.batch import FAILED_ROWS_STATE_NAME, FALLBACK_STATE_NAME
-from distilflow.tasks.runner.options import RunOptions
-from distilflow.tasks.runner.pipeline import run_tasks
-from distilflow.tasks.runner.report import StepSummary
-from distilflow.tasks.runner.result import RunResult
+import os
+
+# Prefect's telemetry stays off (no network beyond loopback) unless the environment says otherwise;
+# set before Prefect is first imported, which importing the runner does.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from distilflow.tasks.runner.batch import FAILED_ROWS_STATE_NAME, FALLBACK_STATE_NAME  # noqa: E402
+from distilflow.tasks.runner.options import RunOptions  # noqa: E402
+from distilflow.tasks.runner.pipeline import run_tasks  # noqa: E402
+from distilflow.tasks.runner.report import StepSummary  # noqa: E402
+from distilflow.tasks.runner.result import RunResult  # noqa: E402
 
 __all__ = ["FAILED_ROWS_STATE_NAME", "FALLBACK_STATE_NAME", "RunOptions", "RunResult", "StepSummary", "run_tasks"]

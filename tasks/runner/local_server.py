@@ -1,0 +1,145 @@
+"""A local Prefect server that distilflow starts once and later runs reuse.
+
+`python flows/<name>.py` and pipeline scripts (`pipeline.main()`) need a Prefect API. Without one (no PREFECT_API_URL), Prefect would
+start a temporary server for every run and stop it at exit: seconds per run, and the runs'
+history and UI gone with it. Instead the first run starts a server on loopback, says so, and
+leaves it running for later runs (and for you: its UI shows every run). Its database and log
+are under `$DISTILFLOW_HOME` (default `~/.distilflow`).
+
+    distilflow-server status | start | stop     (or `python -m distilflow.flows.local_server ...`)
+
+`DISTILFLOW_LOCAL_SERVER=0` turns this off: each run then gets Prefect's temporary server.
+A PREFECT_API_URL you set (or a Prefect profile's) always wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Union
+
+import httpx
+
+__all__ = ["ensure_local_server", "local_server_url", "stop_local_server"]
+
+STARTUP_SECONDS = 90
+
+
+def home() -> Path:
+    return Path(os.environ.get("DISTILFLOW_HOME") or Path.home() / ".distilflow").expanduser()
+
+
+def _record() -> Path:
+    return home() / "prefect-server.json"
+
+
+def local_server_url() -> Union[str, None]:
+    """The API URL of the server distilflow keeps, if it is up."""
+    try:
+        record = json.loads(_record().read_text())
+    except (OSError, ValueError):
+        return None
+    url = record.get("api_url")
+    return url if url and _healthy(url) else None
+
+
+def ensure_local_server(say=None) -> Union[str, None]:
+    """The API URL runs should use: none when the user configured one or turned this off."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or os.environ.get("DISTILFLOW_LOCAL_SERVER", "1") in ("0", "false", "no"):
+        return None
+    url = local_server_url()
+    if url:
+        return url
+    with _lock():
+        url = local_server_url()  # another run may have started it meanwhile
+        return url or _start(say or (lambda text: print(text, file=sys.stderr)))
+
+
+def stop_local_server() -> bool:
+    try:
+        record = json.loads(_record().read_text())
+    except (OSError, ValueError):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(record["pid"], signal.SIGTERM)
+    _record().unlink(missing_ok=True)
+    return True
+
+
+def _start(say) -> str:
+    port = _free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    prefect_home = home() / "prefect"
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(
+        PREFECT_HOME=str(prefect_home), PREFECT_UI_API_URL=api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+    )
+    log = open(home() / "prefect-server.log", "ab")  # noqa: SIM115 - the server keeps it
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _healthy(api_url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the local Prefect server did not start; see {home() / 'prefect-server.log'}")
+        time.sleep(0.2)
+    _record().write_text(json.dumps({"api_url": api_url, "pid": process.pid}))
+    say(
+        f"distilflow started a local Prefect server at {api_url.removesuffix('/api')} (pid {process.pid}; "
+        "its UI shows your runs) and keeps it for later runs. Stop it with `distilflow-server stop`; "
+        "DISTILFLOW_LOCAL_SERVER=0 runs each flow on a temporary server instead."
+    )
+    return api_url
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        return httpx.get(f"{api_url}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def _lock():
+    import fcntl
+
+    home().mkdir(parents=True, exist_ok=True)
+    with open(home() / "prefect-server.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # two first runs at once start one server
+        yield
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: Union[list[str], None] = None) -> int:
+    parser = argparse.ArgumentParser(prog="distilflow-server", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["status", "start", "stop"])
+    action = parser.parse_args(argv).action
+    if action == "stop":
+        print("stopped" if stop_local_server() else "no local server is recorded")
+        return 0
+    url = local_server_url() if action == "status" else (local_server_url() or _start(print))
+    print(url.removesuffix("/api") if url else "not running")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
