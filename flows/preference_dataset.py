@@ -1,15 +1,18 @@
-"""Preference data: instruction -> TextGeneration (n answers, grouped) -> UltraFeedback ratings.
+"""Preference pairs, UltraFeedback style: several generators answer, a judge rates, the best and worst become a DPO pair.
+
+    instructions >> [generate_0, generate_1, ...] >> GroupColumns >> UltraFeedback >> FormatTextGenerationDPO
 
     python flows/preference_dataset.py
-    python flows/preference_dataset.py --num-generations 3 --aspect helpfulness --output out/prefs.parquet
+    python flows/preference_dataset.py --generators '[{"model": "gpt-4o-mini"}, {"model": "gpt-4o"}]' --output out/dpo.parquet
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint,
     user_error_state,
 )
 from prefect import flow, get_run_logger
@@ -18,17 +21,23 @@ from pydantic import BaseModel, Field
 
 from distilflow.tasks import DistilflowUserError, TextGeneration, UltraFeedback
 from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.pipeline import Pipeline
+from distilflow.tasks.runner.to_dataset import run_pipeline_to_dataset
+from distilflow.tasks.steps.columns import GroupColumns
+from distilflow.tasks.steps.formatting import FormatTextGenerationDPO
 
 
 class PreferenceDatasetParams(BaseModel):
-    """Answer each instruction several times and have a judge rate the answers."""
+    """Have several models answer each instruction, a judge rate the answers, and keep the best and worst as a pair."""
 
     input: str = Field(default=str(DATA / "instructions.jsonl"), description="JSONL or Parquet file with an `instruction` column.")
-    output: str = Field(default="output/preference_dataset.jsonl", description="Where the rated rows go.")
+    output: str = Field(default="output/preference_dataset.jsonl", description="Where the preference pairs go.")
     limit: Union[int, None] = Field(default=None, ge=1, description="Use only the first N input rows.")
-    generator: ModelSettings = Field(default_factory=ModelSettings, description="The model that answers.")
+    generators: list[ModelSettings] = Field(
+        default_factory=lambda: [ModelSettings(), ModelSettings(temperature=1.0)], min_length=2, max_length=8,
+        description="The models that answer, one generation each (the same model at another temperature counts).",
+    )
     judge: ModelSettings = Field(default_factory=ModelSettings, description="The model that rates the answers.")
-    num_generations: int = Field(default=2, ge=2, le=8, description="Answers per instruction to compare.")
     aspect: Literal["overall-rating", "helpfulness", "honesty", "instruction-following", "truthfulness"] = Field(
         default="overall-rating", description="What the judge rates."
     )
@@ -46,26 +55,35 @@ def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams
 
 def _preference_dataset(params: PreferenceDatasetParams, logger):
     rows = load_rows(params.input, params.limit)
-    with model_endpoint(params.generator, logger) as gen_endpoint, model_endpoint(params.judge, logger) as judge_endpoint:
-        generate = TextGeneration(
-            name="generate",
-            llm=OpenAILLM(**gen_endpoint, generation_kwargs=generation_kwargs(params.generator),
-                          **params.generator.client_settings()),
-            num_generations=params.num_generations, group_generations=True,
-            input_batch_size=params.run.rows_per_batch(len(rows)),
-            output_mappings={"model_name": "generation_model"},
+    with contextlib.ExitStack() as stack:
+        generator_endpoints = [stack.enter_context(model_endpoint(g, logger)) for g in params.generators]
+        judge_endpoint = stack.enter_context(model_endpoint(params.judge, logger))
+        with Pipeline(name="preference-dataset", description=PreferenceDatasetParams.__doc__) as pipeline:
+            generators = [
+                TextGeneration(
+                    name=f"generate_{i}",
+                    llm=OpenAILLM(**endpoint, generation_kwargs=generation_kwargs(settings), **settings.client_settings()),
+                )
+                for i, (settings, endpoint) in enumerate(zip(params.generators, generator_endpoints))
+            ]
+            group = GroupColumns(
+                name="group", columns=["generation", "model_name"], output_columns=["generations", "generation_models"]
+            )
+            judge = UltraFeedback(
+                name="judge",
+                llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
+                              **params.judge.client_settings()),
+                aspect=params.aspect,
+                # ask for UltraFeedback's JSON (narrowed to the row's generations) rather than its text format
+                use_default_structured_output=True,
+                output_mappings={"model_name": "judge_model"},
+            )
+            pair = FormatTextGenerationDPO(name="pair")
+            generators >> group >> judge >> pair
+        return run_pipeline_to_dataset(
+            pipeline, {"pair": params.output}, params.run.options(), logger, dry_run=params.dry_run, dataset=rows,
+            dataset_batch_size=params.run.rows_per_batch(len(rows)),
         )
-        judge = UltraFeedback(
-            name="judge",
-            llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
-                          **params.judge.client_settings()),
-            aspect=params.aspect,
-            # ask for UltraFeedback's JSON (narrowed to the row's generations) rather than its text format
-            use_default_structured_output=True,
-            input_mappings={"generations": "generation"},
-            output_mappings={"model_name": "judge_model"},
-        )
-        return run_steps([generate, judge], rows, params, logger, "preference-dataset")
 
 
 if __name__ == "__main__":

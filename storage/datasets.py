@@ -3,6 +3,11 @@
 A directory dataset is read through its `_manifest.json` (the parts, in order) when it has one;
 otherwise every non-hidden `*.jsonl` / `*.parquet` file directly inside it, sorted by name (names
 starting with `.` or `_` are ignored, so staging and temporary files are never read as data).
+
+Loaders find their files here too: `find_data_files` (a file, a glob or a directory of JSONL, JSON,
+CSV or Parquet files) and `find_saved_dataset` (a directory written by Hugging Face `datasets`'
+`save_to_disk`, or a distilabel Distiset of them); both hand back a `DatasetFiles` whose rows are
+read lazily, file by file.
 """
 
 from __future__ import annotations
@@ -27,17 +32,31 @@ from distilflow.storage.filesystems import (
     replace,
 )
 from distilflow.storage.formats import (
+    READ_FORMATS,
     Piece,
+    RowSkip,
     format_of,
     iter_file_rows,
     join_pieces,
+    read_format_of,
     write_jsonl,
     write_parquet_stream,
 )
 from distilflow.storage.writer import MANIFEST, DatasetWriter, Target, resolve_target, staging_token
 from distilflow.tasks.errors import DistilflowUserError
 
-__all__ = ["check_readable", "check_writable", "read_rows", "write_rows"]
+__all__ = [
+    "DatasetFiles",
+    "check_readable",
+    "check_writable",
+    "find_data_files",
+    "find_saved_dataset",
+    "read_rows",
+    "write_rows",
+]
+
+#: folders of a saved Distiset that are not configurations
+_DISTISET_EXTRAS = ("distiset_configs", "artifacts")
 
 
 @dataclass
@@ -48,11 +67,23 @@ class _Part:
 
 
 @dataclass
-class _Dataset:
+class DatasetFiles:
+    """The files of a dataset, in order; `rows()` reads them one after the other, lazily."""
+
     fs: fsspec.AbstractFileSystem
     parts: list[_Part]
     manifest_path: str | None = None
     manifest: bytes | None = field(default=None, repr=False)
+    #: column names known without reading a row (a saved dataset's features); None: see the first row
+    columns: list[str] | None = None
+
+    @property
+    def uris(self) -> list[str]:
+        return [part.uri for part in self.parts]
+
+    def rows(self, skip: int = 0) -> Iterator[dict[str, Any]]:
+        """Rows after the first `skip`, which are passed over without decoding where the format allows."""
+        return _iter_rows(self, RowSkip(skip))
 
 
 def read_rows(uri: str) -> Iterator[dict[str, Any]]:
@@ -105,6 +136,206 @@ def check_writable(uri: str) -> None:
                 remove_tree_quietly(fs, made, only_if_empty=True)
 
 
+def find_data_files(
+    uri: str, *, filetype: str | None = None, storage_options: dict[str, Any] | None = None
+) -> DatasetFiles:
+    """The files a loader reads, in order: one file, a glob (`**` crosses folders), or a directory.
+
+    A directory gives its files and those of its sub-directories (not deeper; names starting with
+    `.` or `_` left out), or the parts its `_manifest.json` lists. Each file is read as `filetype`,
+    or as its name says (.jsonl/.ndjson, .json, .csv, .parquet/.pq); in a directory, files whose
+    names say no such type are left out unless `filetype` is given.
+    """
+    if filetype is not None and filetype not in READ_FORMATS:
+        raise DistilflowUserError(
+            f"{uri}: filetype {filetype!r} is not one distilflow reads; use one of {', '.join(READ_FORMATS)}, or leave "
+            "it unset to tell the type from the file names."
+        )
+    fs, path = filesystem(uri, storage_options)
+    with storage_errors(uri, "read"):
+        if any(char in path for char in "*?["):
+            return DatasetFiles(fs, _matched_parts(fs, path, uri, filetype))
+        kind = _kind_of(fs, path)
+        if kind is None:
+            _raise_missing(fs, path, uri)
+        if kind == "file":
+            return DatasetFiles(fs, [_Part(path, uri, _read_format(uri, filetype))])
+        try:
+            manifest = fs.cat_file(join(path, MANIFEST))
+        except FileNotFoundError:
+            return DatasetFiles(fs, _directory_parts(fs, path, uri, filetype))
+        return DatasetFiles(fs, _manifest_parts(manifest, path, uri), join(path, MANIFEST), manifest)
+
+
+def find_saved_dataset(
+    uri: str,
+    *,
+    split: str | None = None,
+    config: str | None = None,
+    is_distiset: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> DatasetFiles:
+    """The Arrow files of a directory written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`.
+
+    The format, as `datasets` writes it: a Dataset directory holds `state.json`, whose `_data_files`
+    lists its Arrow stream files in order, and `dataset_info.json` (the features); a DatasetDict
+    directory holds `dataset_dict.json` (`{"splits": [...]}`) and a Dataset directory per split. A
+    distilabel Distiset is a directory of those, one per configuration (beside `distiset_configs/`).
+    `config` defaults to the only configuration (or "default"), `split` to the only split.
+    """
+    fs, path = filesystem(uri, storage_options)
+    with storage_errors(uri, "read"):
+        kind = _kind_of(fs, path)
+        if kind is None:
+            _raise_missing(fs, path, uri)
+        if kind == "file":
+            raise DistilflowUserError(
+                f"{uri}: a file, not a directory written by `save_to_disk`; point dataset_path at that directory, "
+                "or read the file with LoadDataFromFileSystem."
+            )
+        if is_distiset:
+            names = _subdirectories(fs, path)
+            configs = [name for name in names if name not in _DISTISET_EXTRAS]
+            chosen = _choose(config, configs, "default")
+            if chosen not in configs:
+                raise DistilflowUserError(
+                    f"{uri}: the Distiset has no configuration {config!r}; it has {configs}: set config to one of them."
+                    if config is not None else
+                    f"{uri}: the Distiset has configurations {configs}; say which to read with config=..."
+                )
+            path, uri = join(path, chosen), _child(uri, chosen)
+        splits = _json_file(fs, join(path, "dataset_dict.json"), uri)
+        if splits is not None:
+            names = splits.get("splits") if isinstance(splits, dict) else None
+            if not isinstance(names, list):
+                raise DistilflowUserError(f"{uri}: its dataset_dict.json lists no splits; save the dataset again.")
+            chosen = _choose(split, names, None)
+            if chosen not in names:
+                raise DistilflowUserError(
+                    f"{uri}: the dataset has no split {split!r}; it has {names}: set split to one of them."
+                    if split is not None else
+                    f"{uri}: the dataset has splits {names}; say which to read with split=..."
+                )
+            path, uri = join(path, chosen), _child(uri, chosen)
+        elif split is not None:
+            raise DistilflowUserError(
+                f"{uri}: a single dataset without splits (no dataset_dict.json), so split={split!r} names nothing; "
+                "leave split unset."
+            )
+        return _saved_dataset(fs, path, uri)
+
+
+def _saved_dataset(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> DatasetFiles:
+    state = _json_file(fs, join(path, "state.json"), uri)
+    if state is None:
+        raise DistilflowUserError(
+            f"{uri}: no state.json or dataset_dict.json, so not a directory written by `save_to_disk`; point "
+            "dataset_path at one (with is_distiset=True for a Distiset)."
+        )
+    try:
+        names = [entry["filename"] for entry in state["_data_files"]]
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError("file names must be strings")
+    except (KeyError, TypeError) as e:
+        raise DistilflowUserError(
+            f"{uri}: its state.json does not list the data files ({e!r}); save the dataset again."
+        ) from e
+    if state.get("_indices_data_files"):
+        raise DistilflowUserError(
+            f"{uri}: saved with an indices mapping (an old `datasets` version); load it with `datasets` and save it "
+            "again after `flatten_indices()`."
+        )
+    info = _json_file(fs, join(path, "dataset_info.json"), uri) or {}
+    features = info.get("features") if isinstance(info, dict) else None
+    columns = list(features) if isinstance(features, dict) else None
+    parts = [_Part(join(path, name), _child(uri, name), "arrow") for name in names]
+    return DatasetFiles(fs, parts, columns=columns)
+
+
+def _choose(given: str | None, names: list[str], preferred: str | None) -> str | None:
+    if given is not None:
+        return given
+    if preferred in names:
+        return preferred
+    return names[0] if len(names) == 1 else None
+
+
+def _json_file(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> Any:
+    """The JSON document at `path`, or None when there is no such file."""
+    try:
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        name = path.rsplit("/", 1)[-1]
+        raise DistilflowUserError(f"{uri}: its {name} is not valid JSON ({e}); save the dataset again.") from e
+
+
+def _subdirectories(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    names = (entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=True)
+             if entry["type"] == "directory")
+    return sorted(name for name in names if not name.startswith((".", "_")))
+
+
+def _child(uri: str, name: str) -> str:
+    return f"{uri.rstrip('/')}/{name}"
+
+
+def _shown(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """How messages name a file found by listing: its local path, or its URI."""
+    return path if is_local(fs) else fs.unstrip_protocol(path)
+
+
+def _read_format(uri: str, filetype: str | None) -> str:
+    fmt = filetype or read_format_of(uri)
+    if fmt is None:
+        extension = os.path.splitext(uri.rstrip("/"))[1] or "no extension"
+        raise DistilflowUserError(
+            f"{uri}: the file type cannot be told from the name ({extension}); give filetype= one of "
+            f"{', '.join(READ_FORMATS)}, or name the file after its type."
+        )
+    return fmt
+
+
+def _matched_parts(fs: fsspec.AbstractFileSystem, pattern: str, uri: str, filetype: str | None) -> list[_Part]:
+    fixed = pattern[: min(pattern.find(char) for char in "*?[" if char in pattern)].rsplit("/", 1)[0]
+    matches = sorted(
+        name for name, entry in fs.glob(pattern, detail=True).items()
+        if entry["type"] == "file" and not any(part.startswith(".") for part in name[len(fixed):].split("/"))
+    )
+    if not matches:
+        _check_bucket(fs, pattern, uri)
+        where = "the bucket" if not is_local(fs) else "the file system"
+        raise StorageNotFoundError(
+            f"{uri}: no file in {where} matches this pattern; check it (`*` matches within one folder, `**` across "
+            "folders) and that the files exist."
+        )
+    shown = [_shown(fs, name) for name in matches]
+    return [_Part(name, uri, _read_format(uri, filetype)) for name, uri in zip(matches, shown)]
+
+
+def _directory_parts(fs: fsspec.AbstractFileSystem, path: str, uri: str, filetype: str | None) -> list[_Part]:
+    root = path.rstrip("/")
+    found = sorted(fs.find(root, maxdepth=2))
+    parts = []
+    for name in found:
+        relative = name[len(root):].lstrip("/")
+        if any(part.startswith((".", "_")) for part in relative.split("/")):
+            continue
+        fmt = filetype or read_format_of(name)
+        if fmt is not None:
+            parts.append(_Part(name, _child(uri, relative), fmt))
+    if not parts:
+        kinds = filetype or "/".join(f".{fmt}" for fmt in READ_FORMATS)
+        raise DistilflowUserError(
+            f"{uri}: a directory with no {kinds} files in it or in its sub-directories; point data_files at "
+            "the files (a path or a glob such as 'data/**/*.jsonl')."
+        )
+    return parts
+
+
 def _write_file(target: Target, rows: Iterable[dict[str, Any]]) -> int:
     fs, path, uri = target.fs, target.path, target.uri
     parent = parent_of(path)
@@ -131,7 +362,7 @@ def _write_file(target: Target, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def _locate(uri: str) -> _Dataset:
+def _locate(uri: str) -> DatasetFiles:
     fs, path = filesystem(uri)
     with storage_errors(uri, "read"):
         kind = _kind_of(fs, path)
@@ -145,13 +376,13 @@ def _locate(uri: str) -> _Dataset:
                     f"{uri}: not a JSONL or Parquet file ({extension}); give a .jsonl or .parquet file, "
                     "or a directory of them."
                 )
-            return _Dataset(fs, [_Part(path, uri, fmt)])
+            return DatasetFiles(fs, [_Part(path, uri, fmt)])
         manifest_path = join(path, MANIFEST)
         try:
             manifest = fs.cat_file(manifest_path)
         except FileNotFoundError:
-            return _Dataset(fs, _listed_parts(fs, path, uri))
-        return _Dataset(fs, _manifest_parts(manifest, path, uri), manifest_path, manifest)
+            return DatasetFiles(fs, _listed_parts(fs, path, uri))
+        return DatasetFiles(fs, _manifest_parts(manifest, path, uri), manifest_path, manifest)
 
 
 def _kind_of(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
@@ -164,11 +395,15 @@ def _kind_of(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
 
 
 def _raise_missing(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> None:
+    _check_bucket(fs, path, uri)
+    raise StorageNotFoundError(f"{uri}: no such file or directory; check the path or URI.")
+
+
+def _check_bucket(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> None:
     if not is_local(fs) and "/" in path.strip("/"):
         bucket = path.strip("/").split("/", 1)[0]
         if not fs.exists(bucket):
             raise StorageNotFoundError(f"{uri}: bucket {bucket_of(uri)!r} does not exist; create it or fix the URI.")
-    raise StorageNotFoundError(f"{uri}: no such file or directory; check the path or URI.")
 
 
 def _listed_parts(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> list[_Part]:
@@ -203,11 +438,11 @@ def _manifest_parts(manifest: bytes, path: str, uri: str) -> list[_Part]:
     return [_Part(join(path, name), f"{uri.rstrip('/')}/{name}", format_of(name) or fmt) for name in names]
 
 
-def _iter_rows(dataset: _Dataset) -> Iterator[dict[str, Any]]:
+def _iter_rows(dataset: DatasetFiles, skip: RowSkip | None = None) -> Iterator[dict[str, Any]]:
     for part in dataset.parts:
         try:
             with storage_errors(part.uri, "read"):
-                yield from iter_file_rows(dataset.fs, part.path, part.uri, part.format)
+                yield from iter_file_rows(dataset.fs, part.path, part.uri, part.format, skip)
         except StorageNotFoundError:
             if dataset.manifest_path and _manifest_changed(dataset):
                 raise DistilflowUserError(
@@ -216,7 +451,7 @@ def _iter_rows(dataset: _Dataset) -> Iterator[dict[str, Any]]:
             raise
 
 
-def _manifest_changed(dataset: _Dataset) -> bool:
+def _manifest_changed(dataset: DatasetFiles) -> bool:
     try:
         return dataset.fs.cat_file(dataset.manifest_path) != dataset.manifest
     except FileNotFoundError:

@@ -2,7 +2,8 @@
 
 S3 settings come from the environment (the standard AWS_* variables) or from a Prefect `Secret`
 block named by DISTILFLOW_S3_CREDENTIALS_BLOCK, never from code or from a plain block setting,
-because those are stored and shown in clear text.
+because those are stored and shown in clear text. The one exception is the `storage_options` a user
+passes to a distilabel loader (LoadDataFromFileSystem, LoadDataFromDisk), handed through as given.
 """
 
 from __future__ import annotations
@@ -51,14 +52,25 @@ _block_settings: dict[str, dict[str, str]] = {}
 _block_lock = threading.Lock()
 
 
-def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem that holds `uri`, and the path of `uri` inside it."""
+def filesystem(uri: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem that holds `uri`, and the path of `uri` inside it.
+
+    `storage_options` are fsspec's options for that filesystem, given by a caller that took them
+    from its user (distilabel's loaders accept them); on S3 they are laid over the settings from
+    the environment, a nested dict such as `client_kwargs` key by key.
+    """
     protocol = urlsplit(uri).scheme.lower() if "://" in uri else "file"
     if protocol in S3_PROTOCOLS:
         # Listings are not cached: another process may replace a manifest or a file at any time.
-        return fsspec.core.url_to_fs(uri, use_listings_cache=False, **_s3_options())
+        options = _laid_over(_s3_options(), storage_options or {})
+        return fsspec.core.url_to_fs(uri, use_listings_cache=False, **options)
     try:
-        return fsspec.core.url_to_fs(uri)
+        return fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    except TypeError as e:  # an option this filesystem does not take
+        raise DistilflowUserError(
+            f"{uri}: storage_options {sorted(storage_options or {})} are not options of this filesystem ({e}); "
+            "give only options its fsspec implementation accepts."
+        ) from e
     except (ImportError, ValueError) as e:
         raise DistilflowUserError(
             f"{uri}: unsupported storage location ({e}); use a local path or an fsspec URI such as s3://bucket/prefix."
@@ -182,6 +194,14 @@ def _s3_options() -> dict[str, Any]:
     if client_kwargs:
         options["client_kwargs"] = client_kwargs
     return options
+
+
+def _laid_over(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in given.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if nested else value
+    return merged
 
 
 def _credentials_from_block() -> dict[str, str]:

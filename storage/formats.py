@@ -1,5 +1,10 @@
 """JSONL and Parquet files: streaming reads, streaming writes, and joining parts into one file.
 
+Loaders also read (never write) JSON (JSON lines, or one array of objects), CSV, and the Arrow
+stream files of Hugging Face `datasets`' `save_to_disk`, each as a stream of rows: memory does not
+grow with the file. An offset (`RowSkip`) passes over rows without decoding them where the format
+allows (JSONL lines are not parsed, Parquet row groups are not read).
+
 Parquet needs one schema per file, and rows arrive as dicts whose columns can vary. The schema
 therefore grows instead of being fixed by the first rows: a column (or nested dict key) that first
 appears later, or that held only None so far, widens the schema, and rows without it read back
@@ -11,6 +16,7 @@ values are never dropped or converted between kinds silently.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import itertools
 import json
@@ -25,11 +31,14 @@ from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = [
     "FORMATS",
+    "READ_FORMATS",
     "ROWS_PER_ROW_GROUP",
     "Piece",
+    "RowSkip",
     "format_of",
     "iter_file_rows",
     "join_pieces",
+    "read_format_of",
     "suffix_of",
     "write_jsonl",
     "write_parquet_part",
@@ -39,7 +48,12 @@ __all__ = [
 ROWS_PER_ROW_GROUP = 1000
 _SUFFIXES = {"jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet", ".pq")}
 FORMATS = tuple(_SUFFIXES)
+# What loaders read: `.json` may hold JSON lines or one array of objects (as Hugging Face's "json").
+_READ_SUFFIXES = {"jsonl": (".jsonl", ".ndjson"), "json": (".json",), "csv": (".csv",), "parquet": (".parquet", ".pq")}
+READ_FORMATS = tuple(_READ_SUFFIXES)
 _COPY_BUFFER = 1 << 20
+_JSONL_HINT = "a JSONL file holds one JSON object per line"
+_JSON_HINT = "a JSON file holds one JSON object per line, or one array of objects"
 
 
 @dataclass
@@ -56,12 +70,29 @@ def format_of(name: str) -> str | None:
     return next((fmt for fmt, suffixes in _SUFFIXES.items() if lowered.endswith(suffixes)), None)
 
 
+def read_format_of(name: str) -> str | None:
+    lowered = name.lower().rstrip("/")
+    return next((fmt for fmt, suffixes in _READ_SUFFIXES.items() if lowered.endswith(suffixes)), None)
+
+
 def suffix_of(fmt: str) -> str:
     return _SUFFIXES[fmt][0]
 
 
-def iter_file_rows(fs: fsspec.AbstractFileSystem, path: str, uri: str, fmt: str) -> Iterator[dict[str, Any]]:
-    return _iter_parquet(fs, path, uri) if fmt == "parquet" else _iter_jsonl(fs, path, uri)
+@dataclass
+class RowSkip:
+    """Rows still to pass over before the first row read. Readers count it down, so one object
+    carries an offset across the files of a dataset."""
+
+    rows: int = 0
+
+
+def iter_file_rows(
+    fs: fsspec.AbstractFileSystem, path: str, uri: str, fmt: str, skip: RowSkip | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows of one file, lazily; `fmt` is one of FORMATS or READ_FORMATS, or "arrow" (an Arrow stream)."""
+    readers = {"parquet": _iter_parquet, "json": _iter_json, "csv": _iter_csv, "arrow": _iter_arrow_stream}
+    return readers.get(fmt, _iter_jsonl)(fs, path, uri, skip or RowSkip())
 
 
 def write_jsonl(fs: fsspec.AbstractFileSystem, path: str, rows: Iterable[dict[str, Any]]) -> int:
@@ -212,45 +243,205 @@ def _table(rows: list[dict[str, Any]], uri: str, first_row: int) -> Any:
         ) from e
 
 
-def _iter_jsonl(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> Iterator[dict[str, Any]]:
+def _iter_jsonl(fs: fsspec.AbstractFileSystem, path: str, uri: str, skip: RowSkip) -> Iterator[dict[str, Any]]:
     with fs.open(path, "rb", block_size=_COPY_BUFFER) as f:
-        for number, raw in enumerate(_lines(f), start=1):
+        yield from _json_lines_rows(_lines(f), uri, skip, _JSONL_HINT)
+
+
+def _iter_json(fs: fsspec.AbstractFileSystem, path: str, uri: str, skip: RowSkip) -> Iterator[dict[str, Any]]:
+    with fs.open(path, "rb", block_size=_COPY_BUFFER) as f:
+        head = f.read(_COPY_BUFFER)
+        if head.lstrip()[:1] == b"[":
+            for index, row in enumerate(_JsonArray(f, head, uri).elements()):
+                if skip.rows:
+                    skip.rows -= 1
+                    continue
+                if not isinstance(row, dict):
+                    raise DistilflowUserError(
+                        f"{uri}, element {index}: a row must be a JSON object, got {type(row).__name__}; {_JSON_HINT}."
+                    )
+                yield row
+        else:
+            yield from _json_lines_rows(_lines(f, head), uri, skip, _JSON_HINT)
+
+
+def _json_lines_rows(lines: Iterator[bytes], uri: str, skip: RowSkip, hint: str) -> Iterator[dict[str, Any]]:
+    for number, raw in enumerate(lines, start=1):
+        if skip.rows:  # passed over unparsed: a resumed run does not decode what it already has
+            skip.rows -= bool(raw.strip())
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DistilflowUserError(
+                f"{uri}, line {number}: not UTF-8 text ({e.reason} at byte {e.start}); re-encode the file as UTF-8."
+            ) from e
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DistilflowUserError(
+                f"{uri}, line {number}: not valid JSON ({e.msg} at column {e.colno}); {hint}."
+            ) from e
+        if not isinstance(row, dict):
+            raise DistilflowUserError(
+                f"{uri}, line {number}: a row must be a JSON object, got {type(row).__name__}; {hint}."
+            )
+        yield row
+
+
+class _JsonArray:
+    """The elements of a file holding one JSON array, decoded one at a time from its bytes."""
+
+    def __init__(self, f: Any, head: bytes, uri: str) -> None:
+        self.f, self.uri, self.ended = f, uri, False
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.json = json.JSONDecoder()
+        self.text, self.at = self._decode(head), 0
+
+    def elements(self) -> Iterator[Any]:
+        self._skip_space()
+        self.at += 1  # the "[" the caller saw
+        if self._skip_space() == "]":
+            self.at += 1
+        else:
+            for index in itertools.count():
+                self._skip_space()
+                yield self._value(index)
+                after = self._skip_space()
+                self.at += 1
+                if after == "]":
+                    break
+                if after != ",":
+                    self._fail(f"element {index}", f"expected ',' or ']' after it, found {after or 'the end'!r}")
+        if self._skip_space():
+            self._fail("after the array", "more data follows the array")
+
+    def _value(self, index: int) -> Any:
+        while True:
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DistilflowUserError(
-                    f"{uri}, line {number}: not UTF-8 text ({e.reason} at byte {e.start}); re-encode the file as UTF-8."
-                ) from e
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
+                value, end = self.json.raw_decode(self.text, self.at)
             except json.JSONDecodeError as e:
-                raise DistilflowUserError(
-                    f"{uri}, line {number}: not valid JSON ({e.msg} at column {e.colno}); a JSONL file holds "
-                    "one JSON object per line."
-                ) from e
-            if not isinstance(row, dict):
-                raise DistilflowUserError(
-                    f"{uri}, line {number}: a row must be a JSON object, got {type(row).__name__}; "
-                    "a JSONL file holds one JSON object per line."
-                )
-            yield row
+                # Cut off by the end of what was read so far (not broken): read on and try again.
+                cut = e.pos >= len(self.text) - 8 or e.msg.startswith("Unterminated string")
+                if cut and self._fill():
+                    continue
+                self._fail(f"element {index}", f"{e.msg} at character {e.pos - self.at} of the element")
+            if end == len(self.text) and self._fill():
+                continue  # a number may go on in the next chunk
+            self.at = end
+            return value
+
+    def _skip_space(self) -> str:
+        """The next character that is not white space ('' at the end of the file)."""
+        while True:
+            while self.at < len(self.text) and self.text[self.at] in " \t\r\n":
+                self.at += 1
+            if self.at < len(self.text):
+                return self.text[self.at]
+            if not self._fill():
+                return ""
+
+    def _fill(self) -> bool:
+        if self.ended:
+            return False
+        chunk = self.f.read(_COPY_BUFFER)
+        self.ended = not chunk
+        self.text, self.at = self.text[self.at :] + self._decode(chunk), 0
+        return True
+
+    def _decode(self, data: bytes) -> str:
+        try:
+            return self.decoder.decode(data, final=self.ended)
+        except UnicodeDecodeError as e:
+            raise DistilflowUserError(f"{self.uri}: not UTF-8 text ({e.reason}); re-encode the file as UTF-8.") from e
+
+    def _fail(self, where: str, problem: str) -> None:
+        raise DistilflowUserError(f"{self.uri}, {where}: not valid JSON ({problem}); {_JSON_HINT}.")
 
 
-def _lines(f: Any) -> Iterator[bytes]:
+def _iter_csv(fs: fsspec.AbstractFileSystem, path: str, uri: str, skip: RowSkip) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
+
+    # A column's type comes from the first block of rows. Dates stay text, as pandas (and so Hugging
+    # Face's csv loader) leaves them: the file is opened again with those columns read as strings.
+    with fs.open(path, "rb") as f:
+        reader = _open_csv(f, uri, {})
+        dated = [field.name for field in reader.schema if pa.types.is_temporal(field.type)] if reader else []
+        if reader is not None and not dated:
+            yield from _csv_rows(reader, uri, skip)
+    if dated:
+        with fs.open(path, "rb") as f:
+            yield from _csv_rows(_open_csv(f, uri, dict.fromkeys(dated, pa.string())), uri, skip)
+
+
+def _open_csv(f: Any, uri: str, column_types: dict[str, Any]) -> Any:
+    import pyarrow as pa
+    from pyarrow import csv
+
+    try:
+        return csv.open_csv(f, convert_options=csv.ConvertOptions(column_types=column_types))
+    except pa.ArrowInvalid as e:
+        if "Empty CSV file" in str(e):
+            return None  # no header, no rows
+        raise DistilflowUserError(f"{uri}: not a CSV file pyarrow can read ({e}); check the file.") from e
+
+
+def _csv_rows(reader: Any, uri: str, skip: RowSkip) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
+
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as e:
+            raise DistilflowUserError(
+                f"{uri}: {e}; a CSV column takes its type from the first rows: quote the values of a text column "
+                "that starts with numbers, or convert the file to JSONL or Parquet."
+            ) from e
+        yield from _batch_rows(batch, skip)
+
+
+def _iter_arrow_stream(fs: fsspec.AbstractFileSystem, path: str, uri: str, skip: RowSkip) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
+
+    with fs.open(path, "rb") as f:
+        try:
+            stream = pa.ipc.open_stream(f)
+        except pa.ArrowInvalid as e:
+            raise DistilflowUserError(
+                f"{uri}: not an Arrow stream file ({e}); the directory was not written by `save_to_disk`, or "
+                "was damaged: save the dataset again."
+            ) from e
+        for batch in stream:
+            yield from _batch_rows(batch, skip)
+
+
+def _batch_rows(batch: Any, skip: RowSkip) -> Iterator[dict[str, Any]]:
+    if skip.rows:
+        passed = min(skip.rows, batch.num_rows)
+        skip.rows -= passed
+        batch = batch.slice(passed)
+    yield from batch.to_pylist()
+
+
+def _lines(f: Any, pending: bytes = b"") -> Iterator[bytes]:
     """The lines of a binary file, read in large chunks: fsspec's own line iteration costs a
-    round trip per line on object stores (a minute for 45 MB on S3)."""
-    pending = b""
-    while chunk := f.read(_COPY_BUFFER):
+    round trip per line on object stores (a minute for 45 MB on S3). `pending`: bytes already read."""
+    while True:
+        chunk = f.read(_COPY_BUFFER)
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         yield from lines
+        if not chunk:
+            break
     if pending:
         yield pending
 
 
-def _iter_parquet(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> Iterator[dict[str, Any]]:
+def _iter_parquet(fs: fsspec.AbstractFileSystem, path: str, uri: str, skip: RowSkip) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -264,5 +455,10 @@ def _iter_parquet(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> Iterato
             raise DistilflowUserError(
                 f"{uri}: not a Parquet file ({e}); check the file, or give it the extension of its real format."
             ) from e
-        for batch in parquet.iter_batches(batch_size=ROWS_PER_ROW_GROUP):
-            yield from batch.to_pylist()
+        groups = list(range(parquet.num_row_groups))
+        while groups and skip.rows >= (size := parquet.metadata.row_group(groups[0]).num_rows):
+            skip.rows -= size  # a whole row group passed over: not read at all
+            groups.pop(0)
+        if groups:
+            for batch in parquet.iter_batches(batch_size=ROWS_PER_ROW_GROUP, row_groups=groups):
+                yield from _batch_rows(batch, skip)

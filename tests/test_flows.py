@@ -48,9 +48,10 @@ def test_text_generation_flow_writes_rows_and_reuses_the_cache(tmp_path):
 
 
 @pytest.mark.usefixtures("prefect_api", "no_provider")
-def test_preference_flow_rates_every_answer(tmp_path):
+def test_preference_flow_is_a_graph_of_generators_group_judge_and_pairs(tmp_path):
     params = PreferenceDatasetParams(
-        output=str(tmp_path / "prefs.parquet"), limit=6, num_generations=3,
+        output=str(tmp_path / "prefs.parquet"), limit=6,
+        generators=[{"model": "gen-a"}, {"model": "gen-b"}, {"model": "gen-c", "temperature": 0.9}],
         run={"batch_size": 4, "result_storage": str(tmp_path / "results")},
     )
     state = preference_dataset(params, return_state=True)
@@ -60,10 +61,15 @@ def test_preference_flow_rates_every_answer(tmp_path):
     rows = list(read_rows(str(tmp_path / "prefs.parquet")))
     assert len(rows) == 6
     for row in rows:
-        assert len(row["generation"]) == 3 and len(row["ratings"]) == 3 and len(row["rationales"]) == 3
+        assert row["generation_models"] == ["distilflow-simulator"] * 3  # the simulator answers for any model
+        assert len(row["generations"]) == 3 and len(row["ratings"]) == 3 and len(row["rationales"]) == 3
         assert all(1 <= r <= 5 for r in row["ratings"])
-        assert row["generation_model"] == row["judge_model"] == "distilflow-simulator"
-    assert "generate: 6 inputs -> 6 rows x 3 generations; judge: 6 inputs -> 6 rows" in state.message
+        assert row["chosen_rating"] == max(row["ratings"]) and row["rejected_rating"] == min(row["ratings"])
+        assert row["chosen"][0] == {"role": "user", "content": row["instruction"]}
+        assert row["chosen"][1]["content"] in row["generations"] and row["prompt"] == row["instruction"]
+        assert row["judge_model"] == "distilflow-simulator"
+    assert ("generate_0: 6 inputs -> 6 rows; generate_1: 6 inputs -> 6 rows; generate_2: 6 inputs -> 6 rows; "
+            "group: 18 inputs -> 6 rows; judge: 6 inputs -> 6 rows; pair: 6 inputs -> 6 rows") in state.message
 
 
 @pytest.mark.usefixtures("prefect_api", "no_provider")

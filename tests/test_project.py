@@ -22,6 +22,12 @@ PUBLIC = {
     "ModelConfigurationError", "ModelRequestError", "OpenAIImageGeneration", "OpenAILLM", "RunOptions", "RunResult",
     "Simulator", "StepSummary", "Task", "TextGeneration", "TextGenerationWithImage", "UltraFeedback", "answer_store",
     "read_rows", "run_tasks", "save_image", "task", "write_rows",
+    # pipelines: the graph, its steps (distilabel's names), routing and what a run returns
+    "Pipeline", "Distiset", "routing_batch_function", "sample_n_steps", "Step", "GlobalStep", "GeneratorStep",
+    "StepInput", "StepOutput", "GeneratorStepOutput", "step", "KeepColumns", "GroupColumns", "MergeColumns",
+    "CombineOutputs", "ExpandColumns", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "FormatChatGenerationDPO",
+    "FormatChatGenerationSFT", "ConversationTemplate", "LoadDataFromDicts", "LoadDataFromFileSystem",
+    "LoadDataFromDisk", "DataSampler", "make_generator_step",
 }
 
 
@@ -29,7 +35,8 @@ def test_the_public_api_is_curated_and_every_name_resolves():
     assert set(distilflow.__all__) == PUBLIC
     for name in distilflow.__all__:
         assert getattr(distilflow, name) is not None, name
-    for module in ("distilflow.tasks", "distilflow.tasks.models", "distilflow.tasks.runner", "distilflow.storage"):
+    for module in ("distilflow.tasks", "distilflow.tasks.models", "distilflow.tasks.runner", "distilflow.storage",
+                   "distilflow.tasks.steps", "distilflow.tasks.pipeline"):
         imported = __import__(module, fromlist=["__all__"])
         for name in imported.__all__:
             assert hasattr(imported, name), f"{module}.{name} is in __all__ but missing"

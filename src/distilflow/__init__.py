@@ -41,6 +41,17 @@ _EXPORTS: dict[str, str] = {
         ],
         "distilflow.tasks.models",
     ),
+    **dict.fromkeys(
+        [
+            "CombineOutputs", "ConversationTemplate", "DataSampler", "ExpandColumns", "FormatChatGenerationDPO",
+            "FormatChatGenerationSFT", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "GeneratorStep",
+            "GlobalStep", "GroupColumns", "KeepColumns", "LoadDataFromDicts", "LoadDataFromDisk",
+            "LoadDataFromFileSystem", "MergeColumns", "Step", "StepInput", "StepOutput", "GeneratorStepOutput",
+            "make_generator_step", "step",
+        ],
+        "distilflow.tasks.steps",
+    ),
+    **dict.fromkeys(["Distiset", "Pipeline", "routing_batch_function", "sample_n_steps"], "distilflow.tasks.pipeline"),
     **dict.fromkeys(["RunOptions", "RunResult", "StepSummary", "run_tasks"], "distilflow.tasks.runner"),
     **dict.fromkeys(["Simulator"], "distilflow.tasks.simulator"),
     **dict.fromkeys(["DatasetWriter", "answer_store", "read_rows", "save_image", "write_rows"], "distilflow.storage"),
@@ -75,5 +86,12 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         LLM, AsyncImageGenerationModel, AsyncLLM, DummyAsyncLLM, DummyImageGenerationModel, DummyLLM,
         ImageGenerationModel, InferenceEndpointsLLM, OpenAIImageGeneration, OpenAILLM,
     )
+    from distilflow.tasks.pipeline import Distiset, Pipeline, routing_batch_function, sample_n_steps
     from distilflow.tasks.runner import RunOptions, RunResult, StepSummary, run_tasks
+    from distilflow.tasks.steps import (
+        CombineOutputs, ConversationTemplate, DataSampler, ExpandColumns, FormatChatGenerationDPO,
+        FormatChatGenerationSFT, FormatTextGenerationDPO, FormatTextGenerationSFT, GeneratorStep, GeneratorStepOutput,
+        GlobalStep, GroupColumns, KeepColumns, LoadDataFromDicts, LoadDataFromDisk, LoadDataFromFileSystem,
+        MergeColumns, Step, StepInput, StepOutput, make_generator_step, step,
+    )
     from distilflow.tasks.simulator import Simulator

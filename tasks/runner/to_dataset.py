@@ -101,7 +101,10 @@ def _report(result: RunResult, output: str, written: int, logger: Any, flow_name
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
 
 
-def run_pipeline_to_dataset(pipeline: Any, outputs: dict[str, str], options: Any, logger: Any, *, dry_run: bool = False):
+def run_pipeline_to_dataset(
+    pipeline: Any, outputs: dict[str, str], options: Any, logger: Any, *, dry_run: bool = False,
+    dataset: Union[list[dict[str, Any]], None] = None, dataset_batch_size: int = 50,
+):
     """`run_steps` for a pipeline: each leaf step's rows streamed to `outputs[leaf]`; the flow's final state.
 
     With `dry_run`, one batch of three rows from each loader runs through every step without the
@@ -119,7 +122,7 @@ def run_pipeline_to_dataset(pipeline: Any, outputs: dict[str, str], options: Any
             for name in sizes:
                 pipeline.steps[name].batch_size = 3
             output = run_pipeline(pipeline, options=options.model_copy(update={"cache": False, "artifacts": False}),
-                                  max_batches=1)
+                                  max_batches=1, dataset=dataset[:3] if dataset else dataset, dataset_batch_size=3)
         finally:
             for name, size in sizes.items():
                 pipeline.steps[name].batch_size = size
@@ -131,7 +134,8 @@ def run_pipeline_to_dataset(pipeline: Any, outputs: dict[str, str], options: Any
         check_writable(uri)
     with contextlib.ExitStack() as stack:
         writers = {leaf: stack.enter_context(DatasetWriter(uri)) for leaf, uri in outputs.items()}
-        output = run_pipeline(pipeline, options=options, sinks=writers, keep_rows=False)
+        output = run_pipeline(pipeline, options=options, sinks=writers, keep_rows=False, dataset=dataset,
+                              dataset_batch_size=dataset_batch_size)
         result = output.result
         if not result.complete:
             return _not_published(result, ", ".join(outputs.values()))

@@ -106,6 +106,10 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
         try:
             super().__init__(**data)
         except ValidationError as e:
+            for error in e.errors():  # a check of ours (mappings, names) said what to fix: say just that
+                cause = (error.get("ctx") or {}).get("error")
+                if isinstance(cause, DistilflowUserError):
+                    raise cause from None
             raise InvalidSettingsError.from_validation(type(self).__name__, e) from None
 
     def model_post_init(self, __context: Any) -> None:

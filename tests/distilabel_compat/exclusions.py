@@ -14,7 +14,21 @@ FILES = [
     "tests/unit/steps/tasks/test_text_generation_with_image.py",
     "tests/unit/steps/tasks/test_ultrafeedback.py",
     "tests/unit/steps/tasks/evol_instruct/test_base.py",
+    "tests/unit/steps/columns/test_combine.py",
+    "tests/unit/steps/columns/test_expand.py",
+    "tests/unit/steps/columns/test_group.py",
+    "tests/unit/steps/columns/test_keep.py",
+    "tests/unit/steps/columns/test_merge.py",
+    "tests/unit/steps/columns/test_utils.py",
+    "tests/unit/steps/formatting/test_conversation.py",
+    "tests/unit/steps/formatting/test_dpo.py",
+    "tests/unit/steps/formatting/test_sft.py",
     "tests/unit/steps/test_decorator.py",
+    # test_utils.py and test_huggingface.py import Hugging Face `datasets` (and pandas) themselves.
+    "tests/unit/steps/generators/test_data.py",
+    "tests/unit/steps/generators/test_data_sampler.py",
+    "tests/unit/steps/generators/test_utils.py",
+    "tests/unit/steps/generators/test_huggingface.py",
     # Not yet: evol_instruct/test_generator.py (EvolInstructGenerator is a generator task: it comes
     # with generator steps and pipelines), and the tests of tasks distilflow does not have.
 ]
@@ -50,5 +64,14 @@ EXCLUDED: dict[str, str] = {
     ),
     'tests/unit/steps/tasks/evol_instruct/test_base.py::TestEvolInstruct::test_serialization': (
         "distilabel's serialization format (`dump()`, type_info, runtime_parameters_info): distilflow does not serialize steps that way"
+    ),
+    'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_runtime_parameters[True-IterableDataset]': (
+        "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"
+    ),
+    'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_runtime_parameters[False-Dataset]': (
+        "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"
+    ),
+    'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_dataset_outputs': (
+        "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"
     ),
 }

@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.generators.data import LoadDataFromDicts
+
+__all__ = ["LoadDataFromDicts"]

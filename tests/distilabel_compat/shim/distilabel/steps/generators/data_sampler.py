@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.generators.data_sampler import DataSampler
+
+__all__ = ["DataSampler"]

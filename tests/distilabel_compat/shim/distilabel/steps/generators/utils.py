@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.generators.utils import make_generator_step
+
+__all__ = ["make_generator_step"]
