@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
-from test_runner_prefect import task_runs
+from test_runner_prefect import artifacts, task_runs
 
 from distilflow.tasks import TextGeneration
 from distilflow.tasks.errors import DistilflowUserError
@@ -64,7 +65,7 @@ class Census(GlobalStep):
 
 
 def options(tmp_path: Path, **more: Any) -> RunOptions:
-    return RunOptions(result_storage=str(tmp_path / "results"), retry_delay_seconds=0, artifact_prefix="test", **more)
+    return RunOptions(result_storage=str(tmp_path / "results"), retry_delay_seconds=0, **more)
 
 
 def latest_flow_run(name: str):
@@ -192,6 +193,24 @@ def test_inside_a_flow_the_pipeline_runs_in_that_flow_run(sim, tmp_path):
     assert len(state.result()) == 4
     runs = task_runs(state.state_details.flow_run_id, expected=4)
     assert sorted(runs) == ["gen[1]", "gen[2]", "questions_0[1]", "questions_0[2]"]
+
+
+def test_two_pipelines_in_one_flow_keep_artifacts_of_their_own(sim, tmp_path):
+    def pipeline(name: str, count: int) -> Pipeline:
+        with Pipeline(name=name) as built:
+            Questions(count=count, batch_size=2) >> TextGeneration(name="gen", llm=llm(sim))
+        return built
+
+    @flow(name="two-pipelines")
+    def both():
+        return [len(pipeline(name, count).run(options=options(tmp_path)).rows()) for name, count in (("first", 2), ("second", 3))]
+
+    state = both(return_state=True)
+    assert state.result() == [2, 3]
+    found = artifacts(state.state_details.flow_run_id, ("two-pipelines-first-summary", "two-pipelines-second-summary"))
+    assert set(found) == {"two-pipelines-first-summary", "two-pipelines-second-summary"}
+    rows_in = {key: [row["rows in"] for row in json.loads(a["data"]) if row["step"] == "gen"] for key, a in found.items()}
+    assert rows_in == {"two-pipelines-first-summary": [2], "two-pipelines-second-summary": [3]}
 
 
 KILLED_PIPELINE = textwrap.dedent('''

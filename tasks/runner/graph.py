@@ -28,7 +28,7 @@ from distilflow.tasks.pipeline.graph import Pipeline
 from distilflow.tasks.runner.batch import Opaque, batch_task_for
 from distilflow.tasks.runner.options import RunOptions
 from distilflow.tasks.runner.pipeline import RowSink, _answer_settings, _Run
-from distilflow.tasks.runner.progress import RunReporter
+from distilflow.tasks.runner.progress import RunReporter, _flow_name
 from distilflow.tasks.runner.report import StepSummary
 from distilflow.tasks.runner.result import RunResult
 from distilflow.tasks.runner.step_batch import step_task_for
@@ -80,6 +80,10 @@ def run_pipeline(
     they exist; with `keep_rows=False` they are not also kept (memory stays flat).
     """
     options = options or RunOptions()
+    if options.artifact_prefix is None:  # several pipelines in one flow keep artifacts of their own
+        flow_name = _flow_name()
+        prefix = pipeline.name if flow_name in (None, pipeline.name) else f"{flow_name}-{pipeline.name}"
+        options = options.model_copy(update={"artifact_prefix": prefix})
     columns = sorted({c for row in (dataset or [])[:1] for c in row}) if dataset is not None else None
     if dataset is not None and not dataset:
         raise DistilflowUserError(f"Pipeline '{pipeline.name}': run(dataset=...) got no rows.")
