@@ -244,24 +244,16 @@ class Pipeline:
 
     def _columns_available(self, name: str, with_dataset: Union[list[str], None]) -> Union[set[str], None]:
         """The columns rows reaching step `name` may carry (None: not known before running)."""
+        if not self._predecessors[name]:
+            return set(with_dataset) if with_dataset is not None else set()
         columns: set[str] = set()
-        seen: set[str] = set()
-        stack = list(self._predecessors[name])
-        if not stack and with_dataset is not None:
-            return set(with_dataset)
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            step = self._steps[current]
-            outputs = _produced(step)
+        for current in self._upstream(name):
+            outputs = _produced(self._steps[current])
             if outputs is None:
                 return None
             columns |= outputs
             if not self._predecessors[current] and with_dataset is not None:
                 columns |= set(with_dataset)
-            stack.extend(self._predecessors[current])
         return columns
 
     def _check_inputs(self, name: str, with_dataset: Union[list[str], None]) -> None:
@@ -300,17 +292,17 @@ class Pipeline:
             )
 
     def _roots_of(self, name: str) -> set[str]:
-        stack, seen, roots = [name], set(), set()
+        return {step for step in self._upstream(name, itself=True) if not self._predecessors[step]}
+
+    def _upstream(self, name: str, *, itself: bool = False) -> Iterator[str]:
+        """Every step whose rows reach step `name` (and `name` itself with `itself`), each once."""
+        stack, seen = [name] if itself else list(self._predecessors[name]), set()
         while stack:
             current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            before = self._predecessors[current]
-            if not before:
-                roots.add(current)
-            stack.extend(before)
-        return roots
+            if current not in seen:
+                seen.add(current)
+                yield current
+                stack.extend(self._predecessors[current])
 
     def _router_of(self, name: str) -> Union[str, None]:
         """The step whose routing sends batches to step `name` (None: it gets every batch)."""
@@ -318,16 +310,7 @@ class Pipeline:
         return before[0] if len(before) == 1 and before[0] in self._routing else None
 
     def _has_global_upstream(self, name: str) -> bool:
-        stack, seen = [name], set()
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            if self._steps[current].is_global:
-                return True
-            stack.extend(self._predecessors[current])
-        return False
+        return any(self._steps[step].is_global for step in self._upstream(name, itself=True))
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={list(self._steps)})"
