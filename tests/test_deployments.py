@@ -15,7 +15,7 @@ from distilflow.storage import read_rows
 
 def test_every_flow_is_deployed_with_its_schedule_and_form(deployed):
     declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
-    assert {d["name"] for d in declared} == {"text-generation", "preference-dataset", "image-generation"}
+    assert {d["name"] for d in declared} == {"text-generation", "preference-dataset", "image-generation", "apigen", "deita"}
     for entry in declared:
         deployment = deployed.deployment(entry["name"])
         assert deployment["entrypoint"] == entry["entrypoint"]
@@ -36,6 +36,12 @@ def test_every_flow_is_deployed_with_its_schedule_and_form(deployed):
         ("text-generation", {"limit": 5, "num_generations": 2}, lambda rows: len(rows) == 10),
         ("preference-dataset", {"limit": 3}, lambda rows: len(rows) == 3 and all(len(r["ratings"]) == 2 for r in rows)),
         ("image-generation", {"limit": 2, "size": "64x64"}, lambda rows: len(rows) == 2 and all(r["image"].endswith(".png") for r in rows)),
+        # the rows that passed both checks: the simulator's yes/no verdicts decide how many of the 4
+        ("apigen", {"limit": 4}, lambda rows: 1 <= len(rows) <= 4 and all(
+            r["keep_row_after_execution_check"] is True and r["keep_row_after_semantic_check"] is True for r in rows)),
+        # 2 instructions -> 6 versions -> 18 pairs, of which the global filter keeps data_budget, best first
+        ("deita", {"limit": 2, "data_budget": 3}, lambda rows: len(rows) == 3 and all(
+            r["deita_score"] == r["evol_instruction_score"] * r["evol_response_score"] for r in rows)),
     ],
 )
 def test_each_deployment_runs_on_the_worker(deployed, tmp_path, name, parameters, check):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from distilflow.flows.apigen import APIGenParams, apigen
+from distilflow.flows.deita import DeitaParams, deita
 from distilflow.flows.image_generation import ImageGenerationParams, image_generation
 from distilflow.flows.preference_dataset import PreferenceDatasetParams, preference_dataset
 from distilflow.flows.text_generation import TextGenerationParams, text_generation
@@ -70,6 +72,61 @@ def test_preference_flow_is_a_graph_of_generators_group_judge_and_pairs(tmp_path
         assert row["judge_model"] == "distilflow-simulator"
     assert ("generate_0: 6 inputs -> 6 rows; generate_1: 6 inputs -> 6 rows; generate_2: 6 inputs -> 6 rows; "
             "group: 18 inputs -> 6 rows; judge: 6 inputs -> 6 rows; pair: 6 inputs -> 6 rows") in state.message
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_deita_flow_evolves_scores_and_keeps_the_budget_of_the_whole_dataset(tmp_path):
+    params = DeitaParams(
+        output=str(tmp_path / "deita.jsonl"), limit=4, instruction_evolutions=2, response_evolutions=2, data_budget=5,
+        run={"batch_size": 2, "result_storage": str(tmp_path / "results")},
+    )
+    state = deita(params, return_state=True)
+    assert state.name == "Completed", state.message
+    # 4 instructions -> 3 versions each (the original first), each answered -> 3 responses each (the answer first);
+    # the input comes in 2 batches, and the global filter keeps data_budget rows of all 36 (per batch: up to 10)
+    assert ("evol_instruction_complexity: 4 inputs -> 4 rows; instruction_complexity_scorer: 4 inputs -> 4 rows; "
+            "expand_evolved_instructions: 4 inputs -> 12 rows; evol_response_quality: 12 inputs -> 12 rows; "
+            "response_quality_scorer: 12 inputs -> 12 rows; expand_evolved_responses: 12 inputs -> 36 rows; "
+            "generate_conversation: 36 inputs -> 36 rows; deita_filtering: 36 inputs -> 5 rows") in state.message
+    kept = read(tmp_path / "deita.jsonl")
+    assert len(kept) == 5
+    for row in kept:
+        assert set(row) == {
+            "instruction", "evolved_instruction", "answer", "evol_instruction_score", "evolved_response",
+            "evol_response_score", "conversation", "model_name", "distilabel_metadata", "deita_score",
+            "deita_score_computed_with", "nearest_neighbor_distance",
+        }
+        assert set(row["distilabel_metadata"]) == {
+            "statistics_answer_evol_instruction_complexity", "raw_input_instruction_complexity_scorer",
+            "raw_output_instruction_complexity_scorer", "statistics_instruction_complexity_scorer",
+            "statistics_evol_response_quality", "raw_input_response_quality_scorer",
+            "raw_output_response_quality_scorer", "statistics_response_quality_scorer",
+        }
+        assert row["conversation"] == [{"role": "user", "content": row["evolved_instruction"]},
+                                       {"role": "assistant", "content": row["evolved_response"]}]
+        assert row["evol_instruction_score"] in (1, 2, 3, 4) and row["evol_response_score"] in (1, 2, 3, 4)
+        assert row["deita_score"] == row["evol_instruction_score"] * row["evol_response_score"]
+        assert row["deita_score_computed_with"] == ["evol_instruction_score", "evol_response_score"]
+        assert row["nearest_neighbor_distance"] >= params.diversity_threshold
+        assert row["model_name"] == "distilflow-simulator"
+
+    # every row (same answers, from the cache), best first: the kept rows are the best 5 far enough from the rest
+    everything = params.model_copy(update={"output": str(tmp_path / "all.jsonl"), "data_budget": 1000,
+                                           "diversity_threshold": 0.0})
+    assert deita(everything, return_state=True).name == "Completed"
+    rows = read(tmp_path / "all.jsonl")
+    assert len(rows) == 36 and [r["deita_score"] for r in rows] == sorted((r["deita_score"] for r in rows), reverse=True)
+    assert kept == [r for r in rows if r["nearest_neighbor_distance"] >= params.diversity_threshold][:5]
+    first_batch = {json.loads(line)["instruction"] for line in (ROOT / "flows/data/instructions.jsonl").read_text().splitlines()[:2]}
+    for batch in (True, False):  # each input batch alone has 5 rows to keep: a filter per batch would keep 10
+        alone = [r for r in rows if (r["instruction"] in first_batch) == batch]
+        assert sum(r["nearest_neighbor_distance"] >= params.diversity_threshold for r in alone) >= 5
+    for instruction in {r["instruction"] for r in rows}:
+        versions = {r["evolved_instruction"] for r in rows if r["instruction"] == instruction}
+        assert len(versions) == 3 and instruction in versions
+        for version in versions:
+            pairs = [r for r in rows if r["evolved_instruction"] == version]
+            assert len(pairs) == 3 and pairs[0]["answer"] in {r["evolved_response"] for r in pairs}
 
 
 @pytest.mark.usefixtures("prefect_api", "no_provider")
@@ -171,3 +228,95 @@ def test_a_refused_row_is_written_as_failed_and_a_rerun_asks_only_for_it(tmp_pat
     assert state.name == "Completed" and "(2/3 batches from cache, 5 of 6 answers from cache)" in state.message
     assert all(r["generation"] for r in read(tmp_path / "out.jsonl"))
     assert sim.stats()["requests"] == 7  # only the refused row was asked again
+
+
+# A function library that records every call it gets (the flow must really run the functions).
+APIGEN_LIBRARY = """
+import json
+from pathlib import Path
+
+CALLS = Path(__file__).with_name("calls.jsonl")
+
+
+def _record(name, **arguments):
+    with CALLS.open("a") as f:
+        f.write(json.dumps({"name": name, "arguments": arguments}) + "\\n")
+
+
+def add(a: int, b: int) -> int:
+    _record("add", a=a, b=b)
+    return a + b
+
+
+def shout(text: str) -> str:
+    _record("shout", text=text)
+    return text.upper()
+
+
+def fail(n: int) -> int:
+    _record("fail", n=n)
+    raise ValueError(f"no luck with {n}")
+"""
+APIGEN_FUNCTIONS = {
+    "add": ("Adds two integers.", {"a": {"type": "integer"}, "b": {"type": "integer"}}),
+    "shout": ("Writes a text in capitals.", {"text": {"type": "string"}}),
+    "fail": ("Always fails.", {"n": {"type": "integer"}}),
+}
+APIGEN_COLUMNS = [
+    "func_name", "func_desc", "tools", "examples", "query", "answers", "distilabel_metadata", "generator_model",
+    "keep_row_after_execution_check", "execution_result", "thought", "keep_row_after_semantic_check", "judge_model",
+]
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_apigen_flow_generates_executes_judges_and_keeps_rows_that_passed_both(tmp_path):
+    import re
+
+    (tmp_path / "lib.py").write_text(APIGEN_LIBRARY)
+    with (tmp_path / "functions.jsonl").open("w") as f:
+        for name, (description, properties) in APIGEN_FUNCTIONS.items():
+            tool = {"type": "function", "function": {"name": name, "description": description, "parameters": {
+                "type": "object", "properties": properties, "required": list(properties)}}}
+            f.write(json.dumps({"func_name": name, "func_desc": description, "tools": json.dumps([tool]),
+                                "examples": '## Query:\nDouble 4.\n## Answers:\n[{"name": "double", "arguments": {"x": 4}}]'}) + "\n")
+    params = APIGenParams(
+        input=str(tmp_path / "functions.jsonl"), functions=str(tmp_path / "lib.py"), output=str(tmp_path / "out.jsonl"),
+        number=[2], run={"batch_size": 2, "result_storage": str(tmp_path / "results")},
+    )
+    state = apigen(params, return_state=True)
+    assert state.name == "Completed", state.message
+    # the execution checker ran every generated call (two a row, as number=[2] asks) against the library
+    calls = read(tmp_path / "calls.jsonl")
+    assert sorted(c["name"] for c in calls) == ["add", "add", "fail", "fail", "shout", "shout"]
+    assert all(type(v) is int for c in calls if c["name"] in ("add", "fail") for v in c["arguments"].values())
+    rows = read(tmp_path / "out.jsonl")
+    kept = re.search(r"keep: 3 inputs -> (\d+) rows", state.message)
+    assert ("load_functions: 3 inputs -> 3 rows; generate: 3 inputs -> 3 rows; execute: 3 inputs -> 3 rows; "
+            "judge: 3 inputs -> 3 rows; keep: 3 inputs -> ") in state.message
+    assert kept and int(kept.group(1)) == len(rows) >= 1
+    for row in rows:
+        assert list(row) == APIGEN_COLUMNS
+        assert row["func_name"] in ("add", "shout")  # `fail` never passes the execution check
+        assert row["keep_row_after_execution_check"] is True and row["keep_row_after_semantic_check"] is True
+        answers = json.loads(row["answers"])
+        assert [a["name"] for a in answers] == [row["func_name"]] * 2
+        expected = [str(a["arguments"]["a"] + a["arguments"]["b"]) if a["name"] == "add" else a["arguments"]["text"].upper()
+                    for a in answers]
+        assert row["execution_result"] == expected
+        assert all({"name": a["name"], "arguments": a["arguments"]} in calls for a in answers)
+        assert row["generator_model"] == row["judge_model"] == "distilflow-simulator"
+        assert set(row["distilabel_metadata"]) == {
+            "raw_input_generate", "raw_output_generate", "statistics_generate",
+            "raw_input_judge", "raw_output_judge", "statistics_judge",
+        }
+
+
+@pytest.mark.usefixtures("prefect_api", "no_provider")
+def test_apigen_flow_refuses_a_missing_function_library_before_any_request(tmp_path, simulator):
+    endpoint = {"provider": "openai", "base_url": simulator.base_url}
+    params = APIGenParams(functions=str(tmp_path / "missing.py"), output=str(tmp_path / "out.jsonl"),
+                          generator=endpoint, judge=endpoint)
+    before = simulator.stats()["requests"]
+    state = apigen(params, return_state=True)
+    assert state.is_failed() and "is neither a .py file nor a folder" in state.message
+    assert simulator.stats()["requests"] == before and not (tmp_path / "out.jsonl").exists()

@@ -28,6 +28,9 @@ PUBLIC = {
     "CombineOutputs", "ExpandColumns", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "FormatChatGenerationDPO",
     "FormatChatGenerationSFT", "ConversationTemplate", "LoadDataFromDicts", "LoadDataFromFileSystem",
     "LoadDataFromDisk", "DataSampler", "make_generator_step",
+    # the tasks and steps of the ported pipelines (flows/deita.py, flows/apigen.py)
+    "ComplexityScorer", "QualityScorer", "EvolQuality", "DeitaFiltering", "APIGenGenerator", "APIGenSemanticChecker",
+    "APIGenExecutionChecker", "KeepPassingRows",
 }
 
 

@@ -23,7 +23,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         [
             "DISTILABEL_METADATA_KEY", "ChatGeneration", "EvolInstruct", "ImageGeneration", "ImageTask", "Task",
-            "TextGeneration", "TextGenerationWithImage", "UltraFeedback", "task",
+            "TextGeneration", "TextGenerationWithImage", "UltraFeedback", "task", "APIGenGenerator",
+            "APIGenSemanticChecker", "ComplexityScorer", "EvolQuality", "QualityScorer",
         ],
         "distilflow.tasks",
     ),
@@ -47,7 +48,7 @@ _EXPORTS: dict[str, str] = {
             "FormatChatGenerationSFT", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "GeneratorStep",
             "GlobalStep", "GroupColumns", "KeepColumns", "LoadDataFromDicts", "LoadDataFromDisk",
             "LoadDataFromFileSystem", "MergeColumns", "Step", "StepInput", "StepOutput", "GeneratorStepOutput",
-            "make_generator_step", "step",
+            "make_generator_step", "step", "APIGenExecutionChecker", "DeitaFiltering", "KeepPassingRows",
         ],
         "distilflow.tasks.steps",
     ),
@@ -76,7 +77,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from distilflow.storage import DatasetWriter, answer_store, read_rows, save_image, write_rows
     from distilflow.tasks import (
-        DISTILABEL_METADATA_KEY, ChatGeneration, EvolInstruct, ImageGeneration, ImageTask, Task, TextGeneration,
+        DISTILABEL_METADATA_KEY, APIGenGenerator, APIGenSemanticChecker, ChatGeneration, ComplexityScorer,
+        EvolInstruct, EvolQuality, ImageGeneration, ImageTask, QualityScorer, Task, TextGeneration,
         TextGenerationWithImage, UltraFeedback, task,
     )
     from distilflow.tasks.errors import (
@@ -92,6 +94,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         CombineOutputs, ConversationTemplate, DataSampler, ExpandColumns, FormatChatGenerationDPO,
         FormatChatGenerationSFT, FormatTextGenerationDPO, FormatTextGenerationSFT, GeneratorStep, GeneratorStepOutput,
         GlobalStep, GroupColumns, KeepColumns, LoadDataFromDicts, LoadDataFromDisk, LoadDataFromFileSystem,
-        MergeColumns, Step, StepInput, StepOutput, make_generator_step, step,
+        MergeColumns, Step, StepInput, StepOutput, make_generator_step, step, APIGenExecutionChecker,
+        DeitaFiltering, KeepPassingRows,
     )
     from distilflow.tasks.simulator import Simulator

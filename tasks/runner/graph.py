@@ -60,7 +60,7 @@ class _Node:
     next_index: int = 0
     delivered: int = 0  # batch indices passed on (done, failed, skipped or not run)
     expected: Union[int, None] = None  # how many batch indices it will see (known once its inputs end)
-    global_inputs: dict[str, list] = field(default_factory=dict)
+    global_inputs: dict[str, dict[int, list]] = field(default_factory=dict)  # pred -> batch index -> rows
     outputs: dict[int, list] = field(default_factory=dict)  # a leaf's rows per batch index
 
 
@@ -245,7 +245,7 @@ class _Scheduler:
             target = self.nodes[successor]
             if self.steps[successor].is_global:
                 if isinstance(value, list):
-                    target.global_inputs.setdefault(source, []).extend(value)
+                    target.global_inputs.setdefault(source, {})[i] = value
                 continue
             target.waiting.setdefault(i, {})[source] = (value, future)
             self._release(successor)
@@ -304,7 +304,9 @@ class _Scheduler:
 
     def _start_global(self, name: str) -> None:
         node = self.nodes[name]
-        inputs = [node.global_inputs.pop(p, []) for p in node.predecessors]
+        # in batch order, whatever order the batches finished in: a global step sees the same rows alike
+        parts = [node.global_inputs.pop(p, {}) for p in node.predecessors]
+        inputs = [[row for i in sorted(batches) for row in batches[i]] for batches in parts]
         node.expected = 1
         if self.run_.stopped is not None or not any(inputs):
             self.run_.summaries[node.k].batches += int(self.run_.stopped is not None)

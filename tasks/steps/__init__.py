@@ -3,6 +3,7 @@
     from distilflow.tasks.steps import GroupColumns, KeepColumns, LoadDataFromFileSystem, Step, StepInput, step
 """
 
+from distilflow.tasks.steps.apigen import APIGenExecutionChecker
 from distilflow.tasks.steps.base import (
     GeneratorStep, GeneratorStepOutput, GlobalStep, Step, StepInput, StepOutput, StepResources,
 )
@@ -10,6 +11,8 @@ from distilflow.tasks.steps.columns import (
     CombineOutputs, ExpandColumns, GroupColumns, KeepColumns, MergeColumns, merge_distilabel_metadata,
 )
 from distilflow.tasks.steps.decorator import step
+from distilflow.tasks.steps.deita import DeitaFiltering
+from distilflow.tasks.steps.filtering import KeepPassingRows
 from distilflow.tasks.steps.formatting import (
     ConversationTemplate, FormatChatGenerationDPO, FormatChatGenerationSFT, FormatTextGenerationDPO,
     FormatTextGenerationSFT,
@@ -19,6 +22,7 @@ from distilflow.tasks.steps.generators import (
 )
 
 __all__ = [
+    "APIGenExecutionChecker", "DeitaFiltering", "KeepPassingRows",
     "CombineOutputs", "ConversationTemplate", "DataSampler", "ExpandColumns", "FormatChatGenerationDPO",
     "FormatChatGenerationSFT", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "GeneratorStep",
     "GeneratorStepOutput", "GlobalStep", "GroupColumns", "KeepColumns", "LoadDataFromDataset", "LoadDataFromDicts",

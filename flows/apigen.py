@@ -1,0 +1,118 @@
+"""Function-calling data, APIGen style: queries with their calls, each call executed and judged, only verified rows kept.
+
+    functions >> APIGenGenerator >> APIGenExecutionChecker >> APIGenSemanticChecker >> KeepPassingRows
+
+For each function (name, description, JSON tool schema, a few example queries with their calls)
+a model writes a query and the calls that answer it; every call is run against the real Python
+function (flows/data/apigen_functions.py by default; nothing else is ever run); a judge decides
+whether the calls and their results do what the query asks; rows that passed both checks are
+written (https://arxiv.org/abs/2406.18518; distilabel's APIGen pipeline).
+
+    python flows/apigen.py
+    python flows/apigen.py --input my_functions.jsonl --functions my_functions.py --output out/apigen.parquet
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Union
+
+from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint,
+    project_path, user_error_state,
+)
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field, PositiveInt
+
+from distilflow.tasks import DistilflowUserError
+from distilflow.tasks.apigen_generator import APIGenGenerator
+from distilflow.tasks.apigen_semantic_checker import APIGenSemanticChecker
+from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.pipeline import Pipeline
+from distilflow.tasks.runner.to_dataset import run_pipeline_to_dataset
+from distilflow.tasks.steps.apigen import APIGenExecutionChecker
+from distilflow.tasks.steps.filtering import KeepPassingRows
+from distilflow.tasks.steps.generators import LoadDataFromDicts
+
+#: the checks a row must pass to be written
+CHECKS = ["keep_row_after_execution_check", "keep_row_after_semantic_check"]
+
+
+class APIGenParams(BaseModel):
+    """Generate function-calling data: a query and its calls per function, executed and judged; only verified rows are kept."""
+
+    input: str = Field(
+        default=str(DATA / "apigen_functions.jsonl"),
+        description="JSONL or Parquet file of functions: `func_name`, `func_desc`, `tools` (JSON tool schemas) and "
+        "`examples` (example queries with their calls).",
+    )
+    functions: str = Field(
+        default=str(DATA / "apigen_functions.py"),
+        description="The Python file defining the functions (or a folder of <name>.py files); generated calls run "
+        "only these.",
+    )
+    output: str = Field(default="output/apigen.jsonl", description="Where the verified rows go (.jsonl or .parquet).")
+    limit: Union[int, None] = Field(default=None, ge=1, description="Use only the first N functions.")
+    number: list[PositiveInt] = Field(
+        default=[1, 2], min_length=1,
+        description="How many requests a query combines (one call each), chosen per function from this list.",
+    )
+    timeout: float = Field(default=5.0, gt=0, le=600, description="Seconds a function call may run before it fails.")
+    check_is_dangerous: bool = Field(
+        default=True, description="Refuse to run functions whose source starts processes, exits or evaluates code."
+    )
+    generator: ModelSettings = Field(
+        default_factory=lambda: ModelSettings(temperature=0.7, max_new_tokens=1024),
+        description="The model that writes the queries and calls (asked for JSON: structured output).",
+    )
+    judge: ModelSettings = Field(
+        default_factory=lambda: ModelSettings(temperature=0.0),
+        description="The model that judges whether the calls answer the query (asked for JSON: structured output).",
+    )
+    run: RunSettings = Field(default_factory=RunSettings)
+    dry_run: bool = Field(default=False, description="Run one small batch without the cache and print the rows.")
+
+
+@flow(name="apigen", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
+def apigen(params: APIGenParams = APIGenParams()):  # noqa: B008 - the default is the form Prefect shows
+    try:
+        return _apigen(params, get_run_logger())
+    except DistilflowUserError as e:
+        return user_error_state(e)
+
+
+def _apigen(params: APIGenParams, logger):
+    rows = load_rows(params.input, params.limit)
+    with contextlib.ExitStack() as stack:
+        generator_endpoint = stack.enter_context(model_endpoint(params.generator, logger))
+        judge_endpoint = stack.enter_context(model_endpoint(params.judge, logger))
+        with Pipeline(name="apigen", description=APIGenParams.__doc__) as pipeline:
+            load = LoadDataFromDicts(name="load_functions", data=rows, batch_size=params.run.rows_per_batch(len(rows)))
+            generate = APIGenGenerator(
+                name="generate",
+                llm=OpenAILLM(**generator_endpoint, generation_kwargs=generation_kwargs(params.generator),
+                              **params.generator.client_settings()),
+                number=params.number[0] if len(params.number) == 1 else params.number,
+                use_default_structured_output=True,
+                output_mappings={"model_name": "generator_model"},
+            )
+            execute = APIGenExecutionChecker(
+                name="execute", libpath=project_path(params.functions), timeout=params.timeout,
+                check_is_dangerous=params.check_is_dangerous,
+            )
+            judge = APIGenSemanticChecker(
+                name="judge",
+                llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
+                              **params.judge.client_settings()),
+                use_default_structured_output=True,
+                output_mappings={"model_name": "judge_model"},
+            )
+            keep = KeepPassingRows(name="keep", columns=CHECKS)
+            load >> generate >> execute >> judge >> keep
+        return run_pipeline_to_dataset(pipeline, {"keep": params.output}, params.run.options(), logger,
+                                       dry_run=params.dry_run)
+
+
+if __name__ == "__main__":
+    main(apigen, APIGenParams)

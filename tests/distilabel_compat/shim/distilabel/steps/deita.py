@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.deita import DeitaFiltering
+
+__all__ = ["DeitaFiltering"]

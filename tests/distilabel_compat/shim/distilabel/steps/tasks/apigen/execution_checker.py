@@ -1,0 +1,3 @@
+from distilflow.tasks.steps.apigen import APIGenExecutionChecker
+
+__all__ = ["APIGenExecutionChecker"]

@@ -1,0 +1,3 @@
+from distilflow.tasks.apigen_generator import APIGenGenerator
+
+__all__ = ["APIGenGenerator"]

@@ -1,0 +1,3 @@
+from distilflow.tasks.complexity_scorer import ComplexityScorer
+
+__all__ = ["ComplexityScorer"]

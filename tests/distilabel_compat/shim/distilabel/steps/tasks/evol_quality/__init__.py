@@ -1,0 +1,3 @@
+from distilflow.tasks.evol_quality import EvolQuality
+
+__all__ = ["EvolQuality"]

@@ -1,0 +1,3 @@
+from distilflow.tasks.quality_scorer import QualityScorer
+
+__all__ = ["QualityScorer"]
