@@ -171,6 +171,23 @@ def test_fallbacks_are_counted_per_step_in_the_final_state(sim, tmp_path):
     assert f"gen_a: {fell_back['gen_a']}" in state.message and f"gen_b: {fell_back['gen_b']}" in state.message
 
 
+def test_rows_whose_requests_failed_are_counted_per_step_and_kept(sim, tmp_path):
+    sim.configure(server_error_fraction=0.3, fault_seed=3)
+    with Pipeline(name="failed-rows") as pipeline:
+        load = Questions(count=20, batch_size=5)
+        load >> [TextGeneration(name="gen_a", llm=llm(sim, model="model-a", max_retries=0)),
+                 TextGeneration(name="gen_b", llm=llm(sim, model="model-b", max_retries=0))]
+    distiset = pipeline.run(options=options(tmp_path, max_failed_fraction=1.0, retries=0))
+    failed = {name: sum("error_" + name in row["distilabel_metadata"] for row in s["train"])
+              for name, s in distiset.items()}
+    assert all(len(s["train"]) == 20 for s in distiset.values())  # a row fails alone; none is dropped
+    assert all(count > 0 for count in failed.values())
+    state = latest_flow_run("failed-rows").state
+    assert state.name == "CompletedWithFailedRows"
+    for name, count in failed.items():
+        assert f"{name}: {count} of 20 rows failed" in state.message
+
+
 def test_a_bad_graph_is_refused_before_any_flow_run_or_request(sim, tmp_path):
     with Pipeline(name="refused-graph") as pipeline:
         Questions() >> TextGeneration(name="gen", llm=llm(sim), input_mappings={"instruction": "prompt"})
