@@ -119,34 +119,38 @@ class _Task(Step):
         yield from self._process_checked(rows)
 
     def process_applying_mappings(
-        self, inputs: Iterable[dict[str, Any]], *, validated: bool = False
+        self, inputs: Iterable[dict[str, Any]], *, validated: bool = False, whole: bool = False
     ) -> Iterator[list[dict[str, Any]]]:
         """`process`, reading inputs through `input_mappings` and writing `output_mappings`.
 
         `validated=True` skips the per-row checks (the runner made them once, before any request).
+        `whole=True` asks for every row at once instead of `input_batch_size` rows after another:
+        the runner's batch is the unit, and its requests share the model's slots (one slow answer
+        must not hold back the rows of the next chunk).
         """
         rows = list(inputs)
         if not validated:
             self.validate_rows(rows, mapped=True)
+        size = max(1, len(rows)) if whole else self.input_batch_size
         if not (self.input_mappings or self.output_mappings):
-            yield from self._process_checked(rows)
+            yield from self._process_checked(rows, size)
             return
-        size = self.input_batch_size
         for start in range(0, len(rows), size):
             views, hidden = zip(*(self._map_in(row) for row in rows[start : start + size]))
-            for batch in self._process_checked(list(views)):
+            for batch in self._process_checked(list(views), size):
                 # every input yields the same number of rows (n ungrouped, 1 grouped)
                 per_input = max(1, len(batch) // len(views))
                 yield [self._map_out(row, hidden[j // per_input]) for j, row in enumerate(batch)]
 
-    def _process_checked(self, rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    def _process_checked(self, rows: list[dict[str, Any]], size: Union[int, None] = None) -> Iterator[list[dict[str, Any]]]:
         if type(self).process is not _Task.process:  # a subclass's own `process` (distilabel style)
             yield from self.process(rows)
             return
         if not self._loaded:
             self.load()
-        for start in range(0, len(rows), self.input_batch_size):
-            yield self.process_batch(rows[start : start + self.input_batch_size])
+        size = size or self.input_batch_size
+        for start in range(0, len(rows), size):
+            yield self.process_batch(rows[start : start + size])
 
     @abstractmethod
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -68,7 +68,7 @@ class BatchOutput:
 
 def process_rows(task: _Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """All output rows of `task` on `rows` (mappings applied; rows were checked up front)."""
-    return [row for batch in task.process_applying_mappings(rows, validated=True) for row in batch]
+    return [row for batch in task.process_applying_mappings(rows, validated=True, whole=True) for row in batch]
 
 
 def execute_batch(

@@ -16,6 +16,7 @@ are numbered the same way on every run and a re-run finds every answer in the an
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from distilflow.tasks.pipeline.distiset import Distiset
 from distilflow.tasks.pipeline.graph import Pipeline
 from distilflow.tasks.runner.batch import Opaque, batch_task_for
 from distilflow.tasks.runner.options import RunOptions
-from distilflow.tasks.runner.pipeline import RowSink, _answer_settings, _Run
+from distilflow.tasks.runner.pace import Pace
+from distilflow.tasks.runner.pipeline import RowSink, _answer_settings, _request_slots, _Run
 from distilflow.tasks.runner.progress import RunReporter, _flow_name
 from distilflow.tasks.runner.report import StepSummary
 from distilflow.tasks.runner.result import RunResult
@@ -138,7 +140,12 @@ class _Scheduler:
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.in_flight: dict[Any, tuple[str, int, int]] = {}  # future -> (step, batch index, rows held)
         self.rows_held = 0
+        self.loading: set[Any] = set()  # loader batches in flight (one at a time, see _room)
         self.reporter: Any = None
+        self.paces = {
+            name: Pace(_request_slots(step), wake=lambda: self.events.put(None))
+            for name, step in self.steps.items() if isinstance(step, _Task)
+        }
         self.sinks: dict[str, RowSink] = {}
         self.keep_rows = True
         self.leaf_rows = 0
@@ -146,19 +153,34 @@ class _Scheduler:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        while True:
-            self._admit()
-            if not self.in_flight:
-                break
-            future = self.events.get()
-            name, i, rows = self.in_flight.pop(future)
-            self.rows_held -= rows
-            self._finished(name, i, future)
-            self.reporter.batch_done()
+        with contextlib.ExitStack() as stack:
+            for pace in self.paces.values():
+                stack.enter_context(pace)
+            while True:
+                self._admit()
+                if not self.in_flight:
+                    break
+                future = self.events.get()
+                if future is None or future not in self.in_flight:
+                    continue  # request slots freed up (or an old wake-up): look at the room again
+                name, i, rows = self.in_flight.pop(future)
+                self.rows_held -= rows
+                self.loading.discard(future)
+                if name in self.paces:
+                    self.paces[name].release(self.run_.label(self.nodes[name].k, i))
+                self._finished(name, i, future)
+                self.reporter.batch_done()
+
+    def _room(self) -> bool:
+        """Whether to read another batch: rows held under the cap, and every model has idle request slots
+        (requests set the pace: a batch held by one slow answer holds one slot, not the next batches)."""
+        if self.loading:  # its rows are not yet reserved on the models' slots: wait for them to be
+            return False
+        return self.rows_held < self.options.max_rows_in_flight and all(p.has_room for p in self.paces.values())
 
     def _admit(self) -> None:
-        """Read loaders' next batches while there is room (rows held), in turns."""
-        while self.sources and self.run_.stopped is None and self.rows_held < self.options.max_rows_in_flight:
+        """Read loaders' next batches while there is room, in turns."""
+        while self.sources and self.run_.stopped is None and self._room():
             name, batches = self.sources.pop(0)
             i = self.source_counts[name]
             item = next(batches, None) if self.max_batches is None or i < self.max_batches else None
@@ -170,7 +192,7 @@ class _Scheduler:
             if name == DATASET:
                 self._deliver(DATASET, i, item, None)
             else:
-                self._submit(name, i, [item], [])
+                self.loading.add(self._submit(name, i, [item], []))
         if self.run_.stopped is not None:
             for name, _ in self.sources:
                 self._close_source(name, self.source_counts[name])
@@ -185,7 +207,7 @@ class _Scheduler:
 
     # -- batches -------------------------------------------------------------------------------
 
-    def _submit(self, name: str, i: int, inputs: list[list[dict[str, Any]]], upstream: list[Any]) -> None:
+    def _submit(self, name: str, i: int, inputs: list[list[dict[str, Any]]], upstream: list[Any]) -> Any:
         node, step, run = self.nodes[name], self.steps[name], self.run_
         label = run.label(node.k, i)
         held = sum(len(rows) for rows in inputs)
@@ -199,15 +221,18 @@ class _Scheduler:
                 run.failed(node.k, i, error, None)
                 self._deliver(name, i, None, None)
                 return
+            pace = self.paces[name]
+            pace.reserve(label, len(rows))  # the batch tells its answers under its label (batch.py)
             future = self.tasks[name].submit(
                 Opaque(step), Opaque(rows), label, run.answers, run.prior(node.k, rows), self.options.concurrency_limit,
-                None, run.rate_limit, wait_for=upstream,
+                pace.key, run.rate_limit, wait_for=upstream,
             )
         else:
             future = self.tasks[name].submit(Opaque(step), Opaque(inputs), label, wait_for=upstream)
         self.in_flight[future] = (name, i, held)
         self.rows_held += held
         future.add_done_callback(self.events.put)
+        return future
 
     def _finished(self, name: str, i: int, future: Any) -> None:
         node, run = self.nodes[name], self.run_
