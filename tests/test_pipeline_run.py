@@ -230,6 +230,49 @@ def test_two_pipelines_in_one_flow_keep_artifacts_of_their_own(sim, tmp_path):
     assert rows_in == {"two-pipelines-first-summary": [2], "two-pipelines-second-summary": [3]}
 
 
+def test_two_run_tasks_calls_in_one_flow_keep_artifacts_of_their_own(sim, tmp_path):
+    from distilflow.tasks.runner import run_tasks
+
+    @flow(name="two-chains")
+    def both():
+        rows = [{"instruction": f"q{i}"} for i in range(3)]
+        first = run_tasks(TextGeneration(llm=llm(sim)), rows, options(tmp_path))
+        second = run_tasks(TextGeneration(llm=llm(sim)), rows[:2], options(tmp_path))
+        return [len(first.rows), len(second.rows)]
+
+    state = both(return_state=True)
+    assert state.result() == [3, 2]
+    found = artifacts(state.state_details.flow_run_id, ("two-chains-summary", "two-chains-2-summary"))
+    rows_in = {key: json.loads(a["data"])[0]["rows in"] for key, a in found.items()}
+    assert rows_in == {"two-chains-summary": 3, "two-chains-2-summary": 2}
+
+
+def test_a_pipeline_run_from_a_thread_inside_a_flow_still_runs_as_task_runs(sim, tmp_path):
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    def build(name: str) -> Pipeline:
+        with Pipeline(name=name) as pipeline:
+            Questions(count=2, batch_size=2) >> TextGeneration(name="gen", llm=llm(sim))
+        return pipeline
+
+    @flow(name="threads-flow")
+    def outer():
+        with ThreadPoolExecutor(2) as pool:
+            # with the flow's context handed over: inside this flow run
+            inside = pool.submit(contextvars.copy_context().run, lambda: build("in-thread").run(options=options(tmp_path)))
+            # a bare thread has no flow context: a flow run of its own, still task runs
+            alone = pool.submit(lambda: build("own-flow-run").run(options=options(tmp_path)))
+            return len(inside.result().rows()), len(alone.result().rows())
+
+    state = outer(return_state=True)
+    assert state.result() == (2, 2)
+    assert sorted(task_runs(state.state_details.flow_run_id, expected=2)) == ["gen[1]", "questions_0[1]"]
+    own = latest_flow_run("own-flow-run")
+    assert own.id != state.state_details.flow_run_id
+    assert sorted(task_runs(own.id, expected=2)) == ["gen[1]", "questions_0[1]"]
+
+
 KILLED_PIPELINE = textwrap.dedent('''
     import sys
     from distilflow.tasks import TextGeneration

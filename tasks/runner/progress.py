@@ -37,7 +37,7 @@ class RunReporter:
         self.done = 0
         self._bar: Progress | None = None
         self._poster: _ProgressPoster | None = None
-        self.prefix = options.artifact_prefix or _flow_name() or "distilflow"
+        self.prefix = _own_prefix(options.artifact_prefix or _flow_name() or "distilflow", in_flow)
 
     def __enter__(self) -> RunReporter:
         show = self.options.progress if self.options.progress is not None else sys.stderr.isatty()
@@ -159,6 +159,25 @@ class _ProgressPoster:
                 last = time.monotonic()
             if closing:
                 return
+
+
+# prefix -> runs that used it, per flow run: a second run in the same flow run gets "<prefix>-2"
+_PREFIXES_USED: dict[tuple[Any, str], int] = {}
+_PREFIXES_LOCK = threading.Lock()
+
+
+def _own_prefix(prefix: str, in_flow: bool) -> str:
+    """`prefix`, or `prefix-<n>` for the n-th run (pipeline or `run_tasks` call) of one flow run using it."""
+    if not in_flow:
+        return prefix
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    flow_run = context.flow_run.id if context is not None and context.flow_run is not None else None
+    with _PREFIXES_LOCK:
+        count = _PREFIXES_USED.get((flow_run, prefix), 0) + 1
+        _PREFIXES_USED[(flow_run, prefix)] = count
+    return prefix if count == 1 else f"{prefix}-{count}"
 
 
 def _flow_name() -> str | None:
