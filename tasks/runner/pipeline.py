@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, Union
@@ -84,6 +85,12 @@ def run_tasks(
         for s in steps
     ]
     in_flow = FlowRunContext.get() is not None
+    if not in_flow and threading.current_thread() is not threading.main_thread():
+        _log.warning(
+            "run_tasks: no Prefect flow run in this thread, so the batches run in-process, without task runs. "
+            "If this thread was started inside a flow, start it with contextvars.copy_context().run(...) to "
+            "run them as task runs of that flow run."
+        )
     collected = _Collector(len(chunks), sink, keep_rows)
     run = _Run(steps, options, answers, summaries)
     with RunReporter(steps, summaries, options, in_flow=in_flow) as reporter:
