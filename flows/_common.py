@@ -23,14 +23,12 @@ from distilflow.tasks.errors import DistilflowUserError  # noqa: E402
 from distilflow.tasks.runner.cli import (  # noqa: E402, F401
     EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_FAILED, EXIT_FAILED_ROWS, RunSettings, cli, main,
 )
+from distilflow.tasks.runner.graph import BATCH_THREADS  # noqa: E402, F401
 from distilflow.tasks.runner.to_dataset import run_steps, user_error_state  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("flows/data")  # relative, so deployments show a path that holds on any worker
 SIMULATED_MODEL = "distilflow-simulator"
-# Threads for batch task runs: a running batch mostly waits for its answers, and requests set the
-# pace (a batch held by one slow answer leaves its slots to the next), so many may run at once.
-BATCH_THREADS = 256
 
 
 class ModelSettings(BaseModel):

@@ -37,7 +37,8 @@ from distilflow.tasks.runner.step_batch import step_task_for
 
 __all__ = ["PipelineOutput", "run_pipeline", "run_pipeline_as_flow"]
 
-#: threads that run batches (each mostly waits on its model's answers)
+# Threads for batch task runs: a running batch mostly waits for its answers, and requests set the
+# pace (a batch held by one slow answer leaves its slots to the next), so many may run at once.
 BATCH_THREADS = 256
 
 DATASET = "<dataset>"  # the predecessor of the first steps when rows come from `run(dataset=...)`
@@ -86,10 +87,7 @@ def run_pipeline(
         flow_name = _flow_name()
         prefix = pipeline.name if flow_name in (None, pipeline.name) else f"{flow_name}-{pipeline.name}"
         options = options.model_copy(update={"artifact_prefix": prefix})
-    columns = sorted({c for row in (dataset or [])[:1] for c in row}) if dataset is not None else None
-    if dataset is not None and not dataset:
-        raise DistilflowUserError(f"Pipeline '{pipeline.name}': run(dataset=...) got no rows.")
-    pipeline.validate(with_dataset=columns)
+    _validate(pipeline, dataset)
     names = list(pipeline.in_order())
     steps = [pipeline.steps[name] for name in names]
     for step in steps:
@@ -345,6 +343,13 @@ class _Scheduler:
         return self.nodes[source].successors
 
 
+def _validate(pipeline: Pipeline, dataset: Union[list[dict[str, Any]], None]) -> None:
+    """The graph's checks, with the columns of `run(dataset=...)`'s first row feeding the first steps."""
+    if dataset is not None and not dataset:
+        raise DistilflowUserError(f"Pipeline '{pipeline.name}': run(dataset=...) got no rows.")
+    pipeline.validate(with_dataset=sorted(dataset[0]) if dataset else None)
+
+
 def _batches(step: Any) -> Iterator[list[dict[str, Any]]]:
     for rows, _last in step.process_applying_mappings(offset=0):
         if rows:
@@ -379,8 +384,7 @@ def run_pipeline_as_flow(
         options = options.model_copy(update={"refresh_cache": True})
     if dry_run:
         options = options.model_copy(update={"cache": False})
-    columns = sorted({c for row in (dataset or [])[:1] for c in row}) if dataset is not None else None
-    pipeline.validate(with_dataset=columns)
+    _validate(pipeline, dataset)  # before a flow run starts
     kwargs = {"dataset": dataset, "options": options, "dataset_batch_size": dataset_batch_size,
               "max_batches": 1 if dry_run else None}
     if FlowRunContext.get() is not None:

@@ -59,11 +59,10 @@ def pipeline_flow(pipeline: Any, params_model: Union[type[BaseModel], None] = No
 
     params_model = params_model or pipeline_parameters(pipeline)
 
-    def run_pipeline_flow(params: params_model = params_model()) -> Any:  # type: ignore[valid-type]
+    def run_pipeline_flow(params: params_model = params_model()) -> Any:  # type: ignore[valid-type]  # noqa: B008 - the form Prefect shows
         try:
             _apply(pipeline, params)
-            options = params.run.options()
-            pipeline.validate()
+            options = params.run.options()  # the graph is checked by the run, before any request
             return run_pipeline_to_dataset(pipeline, _outputs(pipeline, params.output), options, get_run_logger(),
                                            dry_run=params.dry_run)
         except DistilflowUserError as e:
