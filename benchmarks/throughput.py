@@ -242,6 +242,55 @@ def run_whole_process(mode: str, args, env: dict, base_url: str, work: Path) -> 
     return results
 
 
+def run_start_times(args, env: dict, base_url: str, work: Path, repeats: int = 3) -> dict[str, dict]:
+    """`start`: one row through `python flows/text_generation.py`, whole process, as a user meets it:
+    the first run ever (it starts the kept Prefect server and the warm runner), runs with the server
+    up but no warm runner (DISTILFLOW_WARM=0: every import paid), runs handed to the warm runner,
+    the same answered from the cache, and a run after `distilflow-server stop` (the server must
+    start again). Each figure is the median of `repeats` runs."""
+    import statistics
+
+    source = work / "one-row.jsonl"
+    source.write_text(json.dumps(rows(1)[0]) + "\n")
+    user_env = {k: v for k, v in env.items() if not k.startswith("PREFECT_API")}
+    user_env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", PREFECT_HOME=str(work / "start-prefect"),
+                    DISTILFLOW_HOME=str(work / "start-home"))
+    server = [sys.executable, "-m", "distilflow.flows.local_server"]
+
+    def once(label: str, results: str, **extra: str) -> float:
+        command = [sys.executable, str(ROOT / "flows" / "text_generation.py"), "--input", str(source), "--output",
+                   str(work / "one-row-out.jsonl"), "--model.model", "bench", "--run.result-storage", str(work / results)]
+        started = time.perf_counter()
+        done = subprocess.run(command, env={**user_env, **extra}, cwd=work, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{label} failed:\n{done.stderr[-3000:]}")
+        return wall
+
+    def timed(label: str, times: list[float]) -> dict:
+        return {"rows_out": 1, "requests": 0, "wall_s": statistics.median(times), "cpu_s": 0.0, "peak_rss_mib": 0.0}
+
+    results = {"one row, first run ever (starts the server and runner)": timed("first", [once("first", "start-first")])}
+    deadline = time.monotonic() + 120
+    while "warm runner: ready" not in subprocess.run([*server, "status"], env=user_env, capture_output=True, text=True).stdout:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm runner did not get ready")
+        time.sleep(0.5)
+    try:
+        results["one row, server up, DISTILFLOW_WARM=0"] = timed("cold", [
+            once("cold", f"start-cold-{i}", DISTILFLOW_WARM="0") for i in range(repeats)])
+        results["one row, server and warm runner up"] = timed("warm", [once("warm", f"start-warm-{i}") for i in range(repeats)])
+        results["  the same, all cached"] = timed("cached", [once("cached", "start-warm-0") for _ in range(repeats)])
+        stopped = []
+        for i in range(repeats):
+            subprocess.run([*server, "stop"], env=user_env, capture_output=True)
+            stopped.append(once("stopped", f"start-stopped-{i}"))
+        results["one row, server stopped (starts again)"] = timed("stopped", stopped)
+    finally:
+        subprocess.run([*server, "stop"], env=user_env, capture_output=True)
+    return results
+
+
 def requests_so_far(base_url: str) -> int:
     import httpx
 
@@ -259,7 +308,9 @@ def main() -> None:
                         "post() without typing, as distilflow sends requests; distilflow: run_tasks in a flow at --concurrency; "
                         "defaults: flows/text_generation.py at its defaults; distilabel: its pipeline at its defaults; "
                         "cli: `python flows/text_generation.py` as a user runs it, whole process, starting its own "
-                        "Prefect server, then again (every answer cached); bare-cli: a bare-client script, whole process")
+                        "Prefect server, then again (every answer cached); bare-cli: a bare-client script, whole process; "
+                        "start: one row through the CLI, whole process: first run ever, server up without and with "
+                        "the warm runner, cached, and after the server was stopped (medians of 3)")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="also run distilflow with this share of 429s")
     parser.add_argument("--stragglers", type=float, default=0.0,
                         help="share of answers that take --straggler-latency seconds (real APIs: the slowest 1%% take many times the median)")
@@ -288,6 +339,9 @@ def main() -> None:
                 continue
             if mode in ("cli", "bare-cli"):
                 results.update(run_whole_process(mode, args, env, base_url, work))
+                continue
+            if mode == "start":
+                results.update(run_start_times(args, env, base_url, work))
                 continue
             before = requests_so_far(base_url)
             results[mode] = run_child(mode, args, env, base_url, work)

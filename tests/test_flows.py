@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -182,9 +183,15 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     env["DISTILFLOW_HOME"] = str(tmp_path / "distilflow-home")  # where the kept server lives (~/.distilflow for a user)
     command = [sys.executable, str(ROOT / "flows" / "text_generation.py"), "--limit", "5", "--run.batch-size", "2"]
+    status = [sys.executable, "-m", "distilflow.flows.local_server", "status"]
     try:
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-        again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        deadline = time.monotonic() + 120  # the warm runner started with the server: wait until it listens
+        while "warm runner: ready" not in subprocess.run(status, env=env, capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "the warm runner did not get ready"
+            time.sleep(0.5)
+        again = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        again.stdout, again.stderr = again.communicate(timeout=240)
     finally:
         stopped = subprocess.run([sys.executable, "-m", "distilflow.flows.local_server", "stop"], env=env,
                                  capture_output=True, text=True)
@@ -193,6 +200,10 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     assert "distilflow started a local Prefect server at http://127.0.0.1:" in done.stderr
     assert again.returncode == 0 and "started a local Prefect server" not in again.stderr
     assert "(3/3 batches from cache)" in again.stdout
+    # the second run was the warm runner's (imports done), as `python flows/x.py` still
+    runner_log = (tmp_path / "distilflow-home" / "warm-runner.log").read_text()
+    assert f"running {ROOT / 'flows' / 'text_generation.py'} for pid {again.pid}" in runner_log
+    assert "with a warm runner (started after this run)" in done.stderr
     assert stopped.stdout.strip() == "stopped"
     output = tmp_path / "output" / "text_generation.jsonl"
     assert f"Wrote 5 rows to {output}" in done.stdout

@@ -91,7 +91,7 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    from distilflow.tasks.runner.local_server import ensure_local_server
+    from distilflow.tasks.runner.local_server import ensure_local_server, keep_warm_runner
     from distilflow.tasks.runner import FAILED_ROWS_STATE_NAME
 
     params = cli(params_model, argv)  # bad flags end here, before any server starts
@@ -107,6 +107,8 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
         settings[PREFECT_API_URL] = url
     with temporary_settings(updates=settings):
         state = run_flow(params, return_state=True)
+    if url:
+        keep_warm_runner()  # for the next run; started now, its imports do not slow this one
     if state.is_completed():
         if state.name == FAILED_ROWS_STATE_NAME:
             print(f"warning: {state.message}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""A local Prefect server that distilflow starts once and later runs reuse.
+"""A local Prefect server that distilflow starts once and later runs reuse, with a warm runner.
 
 `python flows/<name>.py` and pipeline scripts (`pipeline.main()`) need a Prefect API. Without one (no PREFECT_API_URL), Prefect would
 start a temporary server for every run and stop it at exit: seconds per run, and the runs'
@@ -6,9 +6,14 @@ history and UI gone with it. Instead the first run starts a server on loopback, 
 leaves it running for later runs (and for you: its UI shows every run). Its database and log
 are under `$DISTILFLOW_HOME` (default `~/.distilflow`).
 
-    distilflow-server status | start | stop     (or `python -m distilflow.flows.local_server ...`)
+Next to it runs the warm runner (`distilflow.tasks.runner.warm_runner`): a process with
+Prefect, openai and distilflow imported, which later `python flows/<name>.py` runs hand
+themselves to, skipping about two seconds of imports. Its log is `warm-runner.log` there.
+
+    distilflow-server status | start | stop | restart   (or `python -m distilflow.flows.local_server ...`)
 
 `DISTILFLOW_LOCAL_SERVER=0` turns this off: each run then gets Prefect's temporary server.
+`DISTILFLOW_WARM=0` keeps the server but not the runner (each run imports everything itself).
 A PREFECT_API_URL you set (or a Prefect profile's) always wins.
 """
 
@@ -28,13 +33,16 @@ from typing import Union
 
 import httpx
 
-__all__ = ["ensure_local_server", "local_server_url", "stop_local_server"]
+from distilflow._handoff import environment_at_start, home_dir, runner_answers, warm_disabled
+from distilflow.tasks.runner.warm_runner import runner_env
+
+__all__ = ["ensure_local_server", "keep_warm_runner", "local_server_url", "stop_local_server"]
 
 STARTUP_SECONDS = 90
 
 
 def home() -> Path:
-    return Path(os.environ.get("DISTILFLOW_HOME") or Path.home() / ".distilflow").expanduser()
+    return Path(home_dir())
 
 
 def _record() -> Path:
@@ -65,6 +73,16 @@ def ensure_local_server(say=None) -> Union[str, None]:
         return url or _start(say or (lambda text: print(text, file=sys.stderr)))
 
 
+def keep_warm_runner() -> None:
+    """Start the warm runner next to the kept server, unless it is up, starting, or turned off.
+
+    Runs call this when they are done, so its imports do not compete with theirs for the CPU."""
+    if warm_disabled() or runner_answers() or local_server_url() is None:
+        return
+    with _lock():
+        _keep_runner()
+
+
 def stop_local_server() -> bool:
     try:
         record = json.loads(_record().read_text())
@@ -72,8 +90,33 @@ def stop_local_server() -> bool:
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(record["pid"], signal.SIGTERM)
+    if record.get("runner_pid"):  # the runner alone: scripts it is running finish on their own
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(record["runner_pid"], signal.SIGTERM)
     _record().unlink(missing_ok=True)
     return True
+
+
+def _keep_runner() -> None:
+    """Start the warm runner next to the recorded server, unless it is up or turned off."""
+    if warm_disabled() or runner_answers():
+        return
+    record = json.loads(_record().read_text())
+    if record.get("runner_pid") and _alive(record["runner_pid"]):
+        return  # still importing: it answers in a moment
+    record["runner_pid"] = _start_runner(record["pid"])
+    _record().write_text(json.dumps(record))
+
+
+def _start_runner(server_pid: int) -> int:
+    log = open(home() / "warm-runner.log", "ab")  # noqa: SIM115 - the runner keeps it
+    # the caller's environment as its script started (no keys), so its import-time settings match
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distilflow.tasks.runner.warm_runner", str(server_pid)],
+        env=runner_env(environment_at_start()), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return process.pid
 
 
 def _start(say) -> str:
@@ -81,7 +124,8 @@ def _start(say) -> str:
     api_url = f"http://127.0.0.1:{port}/api"
     prefect_home = home() / "prefect"
     prefect_home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    # PATH, locale and Prefect's settings (its database's too), not a run's model or storage keys
+    env = {**runner_env(os.environ), **{k: v for k, v in os.environ.items() if k.startswith("PREFECT_SERVER")}}
     env.update(
         PREFECT_HOME=str(prefect_home), PREFECT_UI_API_URL=api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
@@ -98,12 +142,23 @@ def _start(say) -> str:
             raise RuntimeError(f"the local Prefect server did not start; see {home() / 'prefect-server.log'}")
         time.sleep(0.2)
     _record().write_text(json.dumps({"api_url": api_url, "pid": process.pid}))
+    warm = "" if warm_disabled() else ", with a warm runner (started after this run) that starts them in about a second"
     say(
         f"distilflow started a local Prefect server at {api_url.removesuffix('/api')} (pid {process.pid}; "
-        "its UI shows your runs) and keeps it for later runs. Stop it with `distilflow-server stop`; "
+        f"its UI shows your runs) and keeps it for later runs{warm}. Stop it with `distilflow-server stop`; "
         "DISTILFLOW_LOCAL_SERVER=0 runs each flow on a temporary server instead."
     )
     return api_url
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _healthy(api_url: str) -> bool:
@@ -131,13 +186,21 @@ def _free_port() -> int:
 
 def main(argv: Union[list[str], None] = None) -> int:
     parser = argparse.ArgumentParser(prog="distilflow-server", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["status", "start", "stop"])
+    parser.add_argument("action", choices=["status", "start", "stop", "restart"])
     action = parser.parse_args(argv).action
-    if action == "stop":
+    if action in ("stop", "restart"):
         print("stopped" if stop_local_server() else "no local server is recorded")
-        return 0
-    url = local_server_url() if action == "status" else (local_server_url() or _start(print))
+        if action == "stop":
+            return 0
+    if action == "status":
+        url = local_server_url()
+    else:
+        with _lock():
+            url = local_server_url() or _start(print)
+            _keep_runner()
     print(url.removesuffix("/api") if url else "not running")
+    if url:
+        print(f"warm runner: {'ready' if runner_answers() else 'not running'} (log: {home() / 'warm-runner.log'})")
     return 0
 
 
