@@ -12,6 +12,10 @@ if "DISTILFLOW_HOME" not in os.environ:
 
     os.environ["DISTILFLOW_HOME"] = tempfile.mkdtemp(prefix="distilflow-test-home-")
 
+# Scripts the tests start run in their own processes, never in a warm runner the machine may have
+# (tests of the runner start their own, with this variable removed).
+os.environ["DISTILFLOW_WARM"] = "0"
+
 import pytest  # noqa: E402
 
 

@@ -34,7 +34,7 @@ from typing import Union
 import httpx
 
 from distilflow._handoff import environment_at_start, home_dir, runner_answers, warm_disabled
-from distilflow.tasks.runner.warm_runner import runner_env
+from distilflow.tasks.runner.warm_runner import process_alive, runner_env
 
 __all__ = ["ensure_local_server", "keep_warm_runner", "local_server_url", "stop_local_server"]
 
@@ -102,7 +102,7 @@ def _keep_runner() -> None:
     if warm_disabled() or runner_answers():
         return
     record = json.loads(_record().read_text())
-    if record.get("runner_pid") and _alive(record["runner_pid"]):
+    if record.get("runner_pid") and process_alive(record["runner_pid"]):
         return  # still importing: it answers in a moment
     record["runner_pid"] = _start_runner(record["pid"])
     _record().write_text(json.dumps(record))
@@ -149,16 +149,6 @@ def _start(say) -> str:
         "DISTILFLOW_LOCAL_SERVER=0 runs each flow on a temporary server instead."
     )
     return api_url
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _healthy(api_url: str) -> bool:

@@ -128,7 +128,7 @@ def serve(server_pid: Union[int, None] = None) -> None:
         except TimeoutError:
             if _mtime(path) is None or os.stat(path).st_ino != inode:
                 _leave(runner, listener, path, "another runner took the socket", unlink=False)
-            if server_pid and not _alive(server_pid):
+            if server_pid and not process_alive(server_pid):
                 _leave(runner, listener, path, f"the Prefect server (pid {server_pid}) is gone")
             continue
         job = _take(runner, listener, path, conn)
@@ -327,7 +327,7 @@ def _leave(runner: _Runner, listener: socket.socket, path: str, why: str, unlink
     os._exit(0)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
