@@ -229,3 +229,40 @@ def test_a_changed_module_retires_the_runner_and_the_script_runs_on_its_own(tmp_
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_with_a_prefect_server_of_your_own_distilflow_server_warm_serves_the_flows(tmp_path, sim):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**_base_env(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "OPENAI_BASE_URL": sim.base_url, "OPENAI_API_KEY": "sk-test"}
+    root = Path(__file__).resolve().parents[1]
+    server = [sys.executable, "-m", "distilflow.flows.local_server"]
+    (tmp_path / "one.jsonl").write_text('{"instruction": "What is a warm start?"}\n')
+
+    def flow_runs() -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["text-generation"]))))
+
+    before = flow_runs()
+    try:
+        warm = subprocess.run([*server, "warm"], env=env, capture_output=True, text=True, timeout=180)
+        assert warm.returncode == 0, warm.stdout + warm.stderr
+        assert "local Prefect server: not running" in warm.stdout  # distilflow kept none: the user's is used
+        assert "warm runner: ready" in warm.stdout
+        run = subprocess.Popen([sys.executable, str(root / "flows" / "text_generation.py"), "--input", "one.jsonl",
+                                "--output", "out.jsonl"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        out, err = run.communicate(timeout=180)
+        assert run.returncode == 0, err
+    finally:
+        stopped = subprocess.run([*server, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert f"running {root / 'flows' / 'text_generation.py'} for pid {run.pid}" in _log(env)
+    assert "Wrote 1 rows" in out and json.loads((tmp_path / "out.jsonl").read_text())["generation"]
+    assert flow_runs() == before + 1  # on the user's server
+    assert sim.stats()["requests"] == 1
+    assert stopped.stdout.strip() == "stopped"
+    assert not Path(env["DISTILFLOW_HOME"], "warm-runner.json").exists()

@@ -77,46 +77,67 @@ def keep_warm_runner() -> None:
     """Start the warm runner next to the kept server, unless it is up, starting, or turned off.
 
     Runs call this when they are done, so its imports do not compete with theirs for the CPU."""
-    if warm_disabled() or runner_answers() or local_server_url() is None:
+    if warm_disabled() or runner_answers():
         return
     with _lock():
-        _keep_runner()
+        url = local_server_url()
+        if url:
+            _keep_runner(json.loads(_record().read_text())["pid"])
 
 
 def stop_local_server() -> bool:
+    """Stop the kept server and the warm runner; False when neither was recorded."""
+    stopped = stop_warm_runner()
     try:
         record = json.loads(_record().read_text())
     except (OSError, ValueError):
-        return False
+        return stopped
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(record["pid"], signal.SIGTERM)
-    if record.get("runner_pid"):  # the runner alone: scripts it is running finish on their own
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(record["runner_pid"], signal.SIGTERM)
     _record().unlink(missing_ok=True)
     return True
 
 
-def _keep_runner() -> None:
-    """Start the warm runner next to the recorded server, unless it is up or turned off."""
+def stop_warm_runner() -> bool:
+    pid = _recorded_runner()
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)  # the runner alone: scripts it is running finish on their own
+    deadline = time.monotonic() + 10
+    while process_alive(pid) and time.monotonic() < deadline:  # gone before another takes its socket
+        time.sleep(0.05)
+    _runner_record().unlink(missing_ok=True)
+    return True
+
+
+def _runner_record() -> Path:
+    return home() / "warm-runner.json"
+
+
+def _recorded_runner() -> Union[int, None]:
+    try:
+        return int(json.loads(_runner_record().read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _keep_runner(server_pid: Union[int, None]) -> None:
+    """Start the warm runner unless it is up or starting; with `server_pid`, it ends with that server."""
     if warm_disabled() or runner_answers():
         return
-    record = json.loads(_record().read_text())
-    if record.get("runner_pid") and process_alive(record["runner_pid"]):
+    pid = _recorded_runner()
+    if pid is not None and process_alive(pid):
         return  # still importing: it answers in a moment
-    record["runner_pid"] = _start_runner(record["pid"])
-    _record().write_text(json.dumps(record))
-
-
-def _start_runner(server_pid: int) -> int:
+    home().mkdir(parents=True, exist_ok=True)
     log = open(home() / "warm-runner.log", "ab")  # noqa: SIM115 - the runner keeps it
     # the caller's environment as its script started (no keys), so its import-time settings match
     process = subprocess.Popen(
-        [sys.executable, "-m", "distilflow.tasks.runner.warm_runner", str(server_pid)],
+        [sys.executable, "-m", "distilflow.tasks.runner.warm_runner", *([str(server_pid)] if server_pid else [])],
         env=runner_env(environment_at_start()), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    return process.pid
+    _runner_record().write_text(json.dumps({"pid": process.pid}))
 
 
 def _start(say) -> str:
@@ -175,22 +196,39 @@ def _free_port() -> int:
 
 
 def main(argv: Union[list[str], None] = None) -> int:
-    parser = argparse.ArgumentParser(prog="distilflow-server", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["status", "start", "stop", "restart"])
+    parser = argparse.ArgumentParser(
+        prog="distilflow-server", description=__doc__.splitlines()[0],
+        epilog="warm: (re)start only the warm runner, for this environment: with a Prefect server of your own "
+        "(PREFECT_API_URL), or after the environment changed.",
+    )
+    parser.add_argument("action", choices=["status", "start", "stop", "restart", "warm"])
     action = parser.parse_args(argv).action
     if action in ("stop", "restart"):
         print("stopped" if stop_local_server() else "no local server is recorded")
         if action == "stop":
             return 0
-    if action == "status":
-        url = local_server_url()
-    else:
+    if action == "warm":
+        stop_warm_runner()
+        if warm_disabled():
+            print("DISTILFLOW_WARM=0 is set: no warm runner")
+            return 2
         with _lock():
-            url = local_server_url() or _start(print)
-            _keep_runner()
-    print(url.removesuffix("/api") if url else "not running")
-    if url:
-        print(f"warm runner: {'ready' if runner_answers() else 'not running'} (log: {home() / 'warm-runner.log'})")
+            _keep_runner(None)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not runner_answers():
+            pid = _recorded_runner()
+            if time.monotonic() > deadline or pid is None or not process_alive(pid):
+                print(f"the warm runner did not start; see {home() / 'warm-runner.log'}")
+                return 1
+            time.sleep(0.2)
+    elif action != "status":
+        with _lock():
+            if not local_server_url():
+                _start(print)
+            _keep_runner(json.loads(_record().read_text())["pid"])
+    url = local_server_url()
+    print(url.removesuffix("/api") if url else "local Prefect server: not running")
+    print(f"warm runner: {'ready' if runner_answers() else 'not running'} (log: {home() / 'warm-runner.log'})")
     return 0
 
 

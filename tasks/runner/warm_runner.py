@@ -54,6 +54,7 @@ IMPORT_ENV_PREFIXES = ("PYTHON", "PREFECT_", "FSSPEC_", "DISTILFLOW_WARM_", "DO_
 #: Passed to scripts, never kept nor compared: keys, passwords, database URLs, the API's address.
 SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "TOKEN", "AUTH", "CONNECTION_URL", "CREDENTIAL")
 IDLE_CHECK_SECONDS = 5.0
+KILL_AFTER_SECONDS = 30.0  # a script whose caller was killed, still running this long after SIGTERM
 
 
 def _secret(name: str) -> bool:
@@ -71,6 +72,7 @@ def _import_env(env: dict[str, str]) -> dict[str, str]:
 class _Runner:
     def __init__(self) -> None:
         self.pid = os.getpid()
+        self.inode = 0  # of the socket, once bound
         before = environment_at_start()  # as this process started: importing this module set defaults
         self.env = _import_env(before)
         self.path = sys.path[1:]
@@ -116,7 +118,7 @@ def serve(server_pid: Union[int, None] = None) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o600)
-    inode = os.stat(path).st_ino
+    runner.inode = os.stat(path).st_ino
     listener.listen(64)
     listener.settimeout(IDLE_CHECK_SECONDS)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
@@ -126,8 +128,8 @@ def serve(server_pid: Union[int, None] = None) -> None:
         try:
             conn, _ = listener.accept()
         except TimeoutError:
-            if _mtime(path) is None or os.stat(path).st_ino != inode:
-                _leave(runner, listener, path, "another runner took the socket", unlink=False)
+            if not _ours(runner, path):
+                _leave(runner, listener, path, "another runner took the socket")
             if server_pid and not process_alive(server_pid):
                 _leave(runner, listener, path, f"the Prefect server (pid {server_pid}) is gone")
             continue
@@ -163,7 +165,7 @@ def _take(runner: _Runner, listener: socket.socket, path: str, conn: socket.sock
         if reason:
             _log(f"refused {request['script']} (pid {request['pid']}): {reason}")
             _reply(conn, ok=False, say=f"the warm runner did not take this script ({reason}); it runs on its own. "
-                                       "`distilflow-server restart` starts a runner with this environment.")
+                                       "`distilflow-server warm` replaces it with one for this environment.")
             return None
         _reply(conn, ok=True)
         _log(f"running {request['script']} for pid {request['pid']}")
@@ -195,9 +197,14 @@ def _supervise(
         selector = selectors.DefaultSelector()
         selector.register(conn, selectors.EVENT_READ, "caller")
         selector.register(os.pidfd_open(pid), selectors.EVENT_READ, "script")
-        pending = b""
+        pending, kill_at = b"", None
         while True:
-            for key, _ in selector.select():
+            events = selector.select(None if kill_at is None else max(0.0, kill_at - time.monotonic()))
+            if not events and kill_at is not None:  # it outlived its caller by a grace period
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                kill_at = None
+            for key, _ in events:
                 if key.data == "script":
                     status = os.waitpid(pid, 0)[1]
                     outcome = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
@@ -210,6 +217,7 @@ def _supervise(
                     selector.unregister(conn)
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGTERM)
+                    kill_at = time.monotonic() + KILL_AFTER_SECONDS
                     continue
                 pending += data
                 *signals, pending = pending.split(b"\n")
@@ -316,11 +324,18 @@ def _settings_from_environment() -> None:
         sys.modules["numpy"].random.seed()
 
 
-def _leave(runner: _Runner, listener: socket.socket, path: str, why: str, unlink: bool = True) -> NoReturn:
+def _ours(runner: _Runner, path: str) -> bool:
+    try:
+        return os.stat(path).st_ino == runner.inode
+    except OSError:
+        return False
+
+
+def _leave(runner: _Runner, listener: socket.socket, path: str, why: str) -> NoReturn:
     if os.getpid() != runner.pid:
         os._exit(1)
     listener.close()
-    if unlink:
+    if _ours(runner, path):  # not a newer runner's
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     _log(f"exiting: {why}")
@@ -328,13 +343,18 @@ def _leave(runner: _Runner, listener: socket.socket, path: str, why: str, unlink
 
 
 def process_alive(pid: int) -> bool:
+    """Running (a zombie, ended but not yet reaped by its parent, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _read_exactly(conn: socket.socket, size: int) -> bytes:
