@@ -272,21 +272,25 @@ def run_start_times(args, env: dict, base_url: str, work: Path, repeats: int = 3
             raise RuntimeError(f"{label} failed:\n{done.stderr[-3000:]}")
         return wall
 
-    def timed(label: str, times: list[float]) -> dict:
-        return {"rows_out": 1, "requests": 0, "wall_s": statistics.median(times), "cpu_s": 0.0, "peak_rss_mib": 0.0}
+    def timed(label: str, results: list[str], stop_first: bool = False, **extra: str) -> dict:
+        """Median wall of one run per result storage; requests per run (cpu and memory: the runs' own
+        processes are not all the caller's, so none are given)."""
+        before, walls = requests_so_far(base_url), []
+        for name in results:
+            if stop_first:
+                subprocess.run([*server, "stop"], env=user_env, capture_output=True)
+            walls.append(once(label, name, **extra))
+        return {"rows_out": 1, "requests": (requests_so_far(base_url) - before) / len(results),
+                "wall_s": statistics.median(walls), "cpu_s": float("nan"), "peak_rss_mib": float("nan")}
 
-    results = {"one row, first run ever (starts the server and runner)": timed("first", [once("first", "start-first")])}
+    fresh = [f"start-{i}" for i in range(repeats)]
+    results = {"one row, first run ever (starts the server and runner)": timed("first", ["start-first"])}
     wait_for_warm_runner(user_env)
     try:
-        results["one row, server up, DISTILFLOW_WARM=0"] = timed("cold", [
-            once("cold", f"start-cold-{i}", DISTILFLOW_WARM="0") for i in range(repeats)])
-        results["one row, server and warm runner up"] = timed("warm", [once("warm", f"start-warm-{i}") for i in range(repeats)])
-        results["  the same, all cached"] = timed("cached", [once("cached", "start-warm-0") for _ in range(repeats)])
-        stopped = []
-        for i in range(repeats):
-            subprocess.run([*server, "stop"], env=user_env, capture_output=True)
-            stopped.append(once("stopped", f"start-stopped-{i}"))
-        results["one row, server stopped (starts again)"] = timed("stopped", stopped)
+        results["one row, server up, DISTILFLOW_WARM=0"] = timed("cold", [f"{n}-cold" for n in fresh], DISTILFLOW_WARM="0")
+        results["one row, server and warm runner up"] = timed("warm", [f"{n}-warm" for n in fresh])
+        results["  the same, all cached"] = timed("cached", [fresh[0] + "-warm"] * repeats)
+        results["one row, server stopped (starts again)"] = timed("stopped", [f"{n}-stopped" for n in fresh], stop_first=True)
     finally:
         subprocess.run([*server, "stop"], env=user_env, capture_output=True)
     return results
@@ -375,12 +379,13 @@ def main() -> None:
 
 def report(results: dict[str, dict], args) -> None:
     stragglers = f", {args.stragglers:.0%} of answers take {args.straggler_latency:g} s" if args.stragglers else ""
-    print(f"\nN={args.rows} rows, simulator latency {args.latency * 1000:.0f} ms{stragglers}, concurrency {args.concurrency}, "
+    rows_text = "one row" if args.modes == "start" else f"N={args.rows} rows"
+    print(f"\n{rows_text}, simulator latency {args.latency * 1000:.0f} ms{stragglers}, concurrency {args.concurrency}, "
           f"{os.cpu_count()} cores\n")
     print(f"{'mode':56} {'rows out':>9} {'requests':>9} {'wall s':>8} {'rows/s':>8} {'cpu s':>7} {'peak MiB':>9}")
     labels = {"defaults": "distilflow flow at its defaults", "distilabel": "distilabel at its defaults"}
     for mode, r in results.items():
-        print(f"{labels.get(mode, mode):56} {r['rows_out']:>9} {r['requests']:>9} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
+        print(f"{labels.get(mode, mode):56} {r['rows_out']:>9} {r['requests']:>9g} {r['wall_s']:>8.2f} {r['rows_out'] / r['wall_s']:>8.0f} "
               f"{r['cpu_s']:>7.2f} {r['peak_rss_mib']:>9.0f}")
     bare_r, flow_r = results.get("bare"), results.get("distilflow")
     if results.get("bare-post") and flow_r:

@@ -196,26 +196,14 @@ def find_saved_dataset(
         if is_distiset:
             names = _subdirectories(fs, path)
             configs = [name for name in names if name not in _DISTISET_EXTRAS]
-            chosen = _choose(config, configs, "default")
-            if chosen not in configs:
-                raise DistilflowUserError(
-                    f"{uri}: the Distiset has no configuration {config!r}; it has {configs}: set config to one of them."
-                    if config is not None else
-                    f"{uri}: the Distiset has configurations {configs}; say which to read with config=..."
-                )
+            chosen = _choose(uri, config, configs, "default", ("Distiset", "configuration", "config"))
             path, uri = join(path, chosen), _child(uri, chosen)
         splits = _json_file(fs, join(path, "dataset_dict.json"), uri)
         if splits is not None:
             names = splits.get("splits") if isinstance(splits, dict) else None
             if not isinstance(names, list):
                 raise DistilflowUserError(f"{uri}: its dataset_dict.json lists no splits; save the dataset again.")
-            chosen = _choose(split, names, None)
-            if chosen not in names:
-                raise DistilflowUserError(
-                    f"{uri}: the dataset has no split {split!r}; it has {names}: set split to one of them."
-                    if split is not None else
-                    f"{uri}: the dataset has splits {names}; say which to read with split=..."
-                )
+            chosen = _choose(uri, split, names, None, ("dataset", "split", "split"))
             path, uri = join(path, chosen), _child(uri, chosen)
         elif split is not None:
             raise DistilflowUserError(
@@ -252,12 +240,19 @@ def _saved_dataset(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> Datase
     return DatasetFiles(fs, parts, columns=columns)
 
 
-def _choose(given: str | None, names: list[str], preferred: str | None) -> str | None:
-    if given is not None:
-        return given
-    if preferred in names:
-        return preferred
-    return names[0] if len(names) == 1 else None
+def _choose(uri: str, given: str | None, names: list[str], preferred: str | None, words: tuple[str, str, str]) -> str:
+    """The name asked for, else `preferred`, else the only one; or an error naming those there are.
+
+    `words`: what holds the names, what they name, and the setting that picks one."""
+    chosen = given if given is not None else preferred if preferred in names else names[0] if len(names) == 1 else None
+    if chosen in names:
+        return chosen
+    holder, kind, setting = words
+    raise DistilflowUserError(
+        f"{uri}: the {holder} has no {kind} {given!r}; it has {names}: set {setting} to one of them."
+        if given is not None else
+        f"{uri}: the {holder} has {kind}s {names}; say which to read with {setting}=..."
+    )
 
 
 def _json_file(fs: fsspec.AbstractFileSystem, path: str, uri: str) -> Any:

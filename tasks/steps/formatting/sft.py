@@ -7,18 +7,37 @@ datasets). The input rows are left as they are; new rows are yielded.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from distilflow.tasks.steps.base import Step, StepInput, StepOutput
 from distilflow.tasks.steps.formatting.prompt import first_user_message, instruction_messages, prompt_id
-from distilflow.tasks.typing import StepColumns
+from distilflow.tasks.typing import ChatType, StepColumns
 
 __all__ = ["FormatChatGenerationSFT", "FormatTextGenerationSFT"]
 
-_OUTPUTS = ["prompt", "prompt_id", "messages"]
+class _FormatSFT(Step):
+    """What both SFT formats share: the conversation ends with the generation as the answer."""
+
+    @property
+    def outputs(self) -> StepColumns:
+        return ["prompt", "prompt_id", "messages"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        for rows in inputs:
+            yield [self._format(row) for row in rows]
+
+    @abstractmethod
+    def _prompt_and_messages(self, row: dict[str, Any]) -> tuple[str, ChatType]:
+        """The row's prompt, and the messages the generation answers."""
+
+    def _format(self, row: dict[str, Any]) -> dict[str, Any]:
+        prompt, messages = self._prompt_and_messages(row)
+        answer = {"role": "assistant", "content": row["generation"]}
+        return {**row, "prompt": prompt, "prompt_id": prompt_id(self, prompt), "messages": [*messages, answer]}
 
 
-class FormatTextGenerationSFT(Step):
+class FormatTextGenerationSFT(_FormatSFT):
     """SFT rows from a `TextGeneration`: `instruction` (after `system_prompt`, if any) then `generation`.
 
     Input columns: `system_prompt` (optional), `instruction`, `generation`.
@@ -33,20 +52,11 @@ class FormatTextGenerationSFT(Step):
     def optional_inputs(self) -> list[str]:
         return ["system_prompt"]
 
-    @property
-    def outputs(self) -> StepColumns:
-        return list(_OUTPUTS)
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        for rows in inputs:
-            yield [self._format(row) for row in rows]
-
-    def _format(self, row: dict[str, Any]) -> dict[str, Any]:
-        messages = [*instruction_messages(row), {"role": "assistant", "content": row["generation"]}]
-        return {**row, "prompt": row["instruction"], "prompt_id": prompt_id(self, row["instruction"]), "messages": messages}
+    def _prompt_and_messages(self, row: dict[str, Any]) -> tuple[str, ChatType]:
+        return row["instruction"], instruction_messages(row)
 
 
-class FormatChatGenerationSFT(Step):
+class FormatChatGenerationSFT(_FormatSFT):
     """SFT rows from a `ChatGeneration`: the row's `messages` followed by the `generation`.
 
     Input columns: `messages`, `generation`.
@@ -57,15 +67,5 @@ class FormatChatGenerationSFT(Step):
     def inputs(self) -> StepColumns:
         return ["messages", "generation"]
 
-    @property
-    def outputs(self) -> StepColumns:
-        return list(_OUTPUTS)
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        for rows in inputs:
-            yield [self._format(row) for row in rows]
-
-    def _format(self, row: dict[str, Any]) -> dict[str, Any]:
-        prompt = first_user_message(self, row["messages"])
-        messages = [*row["messages"], {"role": "assistant", "content": row["generation"]}]
-        return {**row, "prompt": prompt, "prompt_id": prompt_id(self, prompt), "messages": messages}
+    def _prompt_and_messages(self, row: dict[str, Any]) -> tuple[str, ChatType]:
+        return first_user_message(self, row["messages"]), row["messages"]
