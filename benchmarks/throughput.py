@@ -414,6 +414,9 @@ def report(results: dict[str, dict], args) -> None:
     if bare_cli and cli:
         print(f"whole process: flows/text_generation.py / bare client rows/s: {bare_cli['wall_s'] / cli['wall_s']:.2f} "
               f"({cli['wall_s']:.1f} s vs {bare_cli['wall_s']:.1f} s, Prefect's server start and exit included)")
+    if cli and "distilabel" in rate:
+        print(f"flows/text_generation.py (whole process) / distilabel at its defaults (its run, imports not timed) rows/s: "
+              f"{(cli['rows_out'] / cli['wall_s']) / rate['distilabel']:.2f}")
     again_cli = next((r for m, r in results.items() if m.startswith("  the same, again (all cached)")), None)
     if cli and again_cli:
         print(f"whole process, all cached: {again_cli['wall_s']:.1f} s, {again_cli['wall_s'] / cli['wall_s']:.0%} of the first run, "
