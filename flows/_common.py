@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -106,6 +106,23 @@ def model_endpoint(settings: ModelSettings, logger: Any) -> Iterator[dict[str, A
             "(deterministic text, not a real model). Set them to use a real server.", sim.base_url,
         )
         yield {"model": SIMULATED_MODEL, "base_url": sim.base_url}
+
+
+def flow_body(body: Callable[[Any, Any], Any], params: BaseModel) -> Any:
+    """What a flow returns: `body(params, logger)`, or a Failed state naming the fix on bad input."""
+    from prefect import get_run_logger
+
+    try:
+        return body(params, get_run_logger())
+    except DistilflowUserError as e:
+        return user_error_state(e)
+
+
+def openai_llm(settings: ModelSettings, endpoint: dict[str, Any]) -> Any:
+    """The OpenAI-compatible client `settings` describe, at `endpoint` (from `model_endpoint`)."""
+    from distilflow.tasks.models import OpenAILLM
+
+    return OpenAILLM(**endpoint, generation_kwargs=generation_kwargs(settings), **settings.client_settings())
 
 
 def generation_kwargs(settings: ModelSettings) -> dict[str, Any]:

@@ -18,17 +18,15 @@ import contextlib
 from typing import Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint,
-    project_path, user_error_state,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
+    project_path,
 )
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, PositiveInt
 
-from distilflow.tasks import DistilflowUserError
 from distilflow.tasks.apigen_generator import APIGenGenerator
 from distilflow.tasks.apigen_semantic_checker import APIGenSemanticChecker
-from distilflow.tasks.models import OpenAILLM
 from distilflow.tasks.pipeline import Pipeline
 from distilflow.tasks.runner.to_dataset import run_pipeline_to_dataset
 from distilflow.tasks.steps.apigen import APIGenExecutionChecker
@@ -76,10 +74,7 @@ class APIGenParams(BaseModel):
 
 @flow(name="apigen", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def apigen(params: APIGenParams = APIGenParams()):  # noqa: B008 - the default is the form Prefect shows
-    try:
-        return _apigen(params, get_run_logger())
-    except DistilflowUserError as e:
-        return user_error_state(e)
+    return flow_body(_apigen, params)
 
 
 def _apigen(params: APIGenParams, logger):
@@ -91,8 +86,7 @@ def _apigen(params: APIGenParams, logger):
             load = LoadDataFromDicts(name="load_functions", data=rows, batch_size=params.run.rows_per_batch(len(rows)))
             generate = APIGenGenerator(
                 name="generate",
-                llm=OpenAILLM(**generator_endpoint, generation_kwargs=generation_kwargs(params.generator),
-                              **params.generator.client_settings()),
+                llm=openai_llm(params.generator, generator_endpoint),
                 number=params.number[0] if len(params.number) == 1 else params.number,
                 use_default_structured_output=True,
                 output_mappings={"model_name": "generator_model"},
@@ -103,8 +97,7 @@ def _apigen(params: APIGenParams, logger):
             )
             judge = APIGenSemanticChecker(
                 name="judge",
-                llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
-                              **params.judge.client_settings()),
+                llm=openai_llm(params.judge, judge_endpoint),
                 use_default_structured_output=True,
                 output_mappings={"model_name": "judge_model"},
             )

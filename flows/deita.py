@@ -20,14 +20,13 @@ import contextlib
 from typing import Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint,
-    user_error_state,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
 )
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from distilflow.tasks import DistilflowUserError, EvolInstruct
+from distilflow.tasks import EvolInstruct
 from distilflow.tasks.complexity_scorer import ComplexityScorer
 from distilflow.tasks.evol_quality import EvolQuality
 from distilflow.tasks.models import OpenAILLM
@@ -76,10 +75,7 @@ class DeitaParams(BaseModel):
 
 @flow(name="deita", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def deita(params: DeitaParams = DeitaParams()):  # noqa: B008 - Prefect shows this default in the run form
-    try:
-        return _deita(params, get_run_logger())
-    except DistilflowUserError as e:
-        return user_error_state(e)
+    return flow_body(_deita, params)
 
 
 def _deita(params: DeitaParams, logger):
@@ -89,10 +85,10 @@ def _deita(params: DeitaParams, logger):
         scorer = stack.enter_context(model_endpoint(params.scorer, logger))
 
         def evolver_llm() -> OpenAILLM:
-            return OpenAILLM(**evolver, generation_kwargs=generation_kwargs(params.evolver), **params.evolver.client_settings())
+            return openai_llm(params.evolver, evolver)
 
         def scorer_llm() -> OpenAILLM:
-            return OpenAILLM(**scorer, generation_kwargs=generation_kwargs(params.scorer), **params.scorer.client_settings())
+            return openai_llm(params.scorer, scorer)
 
         with Pipeline(name="deita", description=DeitaParams.__doc__) as pipeline:
             evolve_instructions = EvolInstruct(

@@ -12,15 +12,15 @@ import threading
 from typing import Any, Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, load_rows, main, model_endpoint, run_steps, user_error_state,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, run_steps,
 )
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from distilflow.storage import check_writable, save_image
-from distilflow.tasks import DistilflowUserError, ImageGeneration
+from distilflow.tasks import ImageGeneration
 from distilflow.tasks.models import OpenAIImageGeneration
 
 
@@ -89,10 +89,7 @@ def _thumbnail(image_b64: str, size: int) -> str:
 
 @flow(name="image-generation", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
-    try:
-        return _image_generation(params, get_run_logger())
-    except DistilflowUserError as e:
-        return user_error_state(e)
+    return flow_body(_image_generation, params)
 
 
 def _image_generation(params: ImageGenerationParams, logger):

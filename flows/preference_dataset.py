@@ -12,15 +12,13 @@ import contextlib
 from typing import Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint,
-    user_error_state,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
 )
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from distilflow.tasks import DistilflowUserError, TextGeneration, UltraFeedback
-from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks import TextGeneration, UltraFeedback
 from distilflow.tasks.pipeline import Pipeline
 from distilflow.tasks.runner.to_dataset import run_pipeline_to_dataset
 from distilflow.tasks.steps.columns import GroupColumns
@@ -47,10 +45,7 @@ class PreferenceDatasetParams(BaseModel):
 
 @flow(name="preference-dataset", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams()):
-    try:
-        return _preference_dataset(params, get_run_logger())
-    except DistilflowUserError as e:
-        return user_error_state(e)
+    return flow_body(_preference_dataset, params)
 
 
 def _preference_dataset(params: PreferenceDatasetParams, logger):
@@ -62,7 +57,7 @@ def _preference_dataset(params: PreferenceDatasetParams, logger):
             generators = [
                 TextGeneration(
                     name=f"generate_{i}",
-                    llm=OpenAILLM(**endpoint, generation_kwargs=generation_kwargs(settings), **settings.client_settings()),
+                    llm=openai_llm(settings, endpoint),
                 )
                 for i, (settings, endpoint) in enumerate(zip(params.generators, generator_endpoints))
             ]
@@ -71,8 +66,7 @@ def _preference_dataset(params: PreferenceDatasetParams, logger):
             )
             judge = UltraFeedback(
                 name="judge",
-                llm=OpenAILLM(**judge_endpoint, generation_kwargs=generation_kwargs(params.judge),
-                              **params.judge.client_settings()),
+                llm=openai_llm(params.judge, judge_endpoint),
                 aspect=params.aspect,
                 # ask for UltraFeedback's JSON (narrowed to the row's generations) rather than its text format
                 use_default_structured_output=True,

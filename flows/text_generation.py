@@ -10,15 +10,14 @@ from __future__ import annotations
 from typing import Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, generation_kwargs, load_rows, main, model_endpoint, run_steps,
-    user_error_state,
+    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
+    run_steps,
 )
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from distilflow.tasks import DistilflowUserError, TextGeneration
-from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks import TextGeneration
 
 
 class TextGenerationParams(BaseModel):
@@ -39,21 +38,14 @@ class TextGenerationParams(BaseModel):
 
 @flow(name="text-generation", task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS))
 def text_generation(params: TextGenerationParams = TextGenerationParams()):
-    try:
-        return _text_generation(params, get_run_logger())
-    except DistilflowUserError as e:
-        return user_error_state(e)
+    return flow_body(_text_generation, params)
 
 
 def _text_generation(params: TextGenerationParams, logger):
     rows = load_rows(params.input, params.limit)
     with model_endpoint(params.model, logger) as endpoint:
-        llm = OpenAILLM(
-            **endpoint, generation_kwargs=generation_kwargs(params.model),
-            **params.model.client_settings(),
-        )
         task = TextGeneration(
-            llm=llm, system_prompt=params.system_prompt, template=params.template, columns=params.columns,
+            llm=openai_llm(params.model, endpoint), system_prompt=params.system_prompt, template=params.template, columns=params.columns,
             num_generations=params.num_generations, group_generations=params.group_generations,
             input_batch_size=params.run.rows_per_batch(len(rows)),
         )
