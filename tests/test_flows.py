@@ -203,7 +203,7 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     # the second run was the warm runner's (imports done), as `python flows/x.py` still
     runner_log = (tmp_path / "distilflow-home" / "warm-runner.log").read_text()
     assert f"running {ROOT / 'flows' / 'text_generation.py'} for pid {again.pid}" in runner_log
-    assert "with a warm runner (started after this run)" in done.stderr
+    assert "with a warm runner that starts them in about a second" in done.stderr
     assert stopped.stdout.strip() == "stopped"
     output = tmp_path / "output" / "text_generation.jsonl"
     assert f"Wrote 5 rows to {output}" in done.stdout

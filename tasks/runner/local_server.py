@@ -163,7 +163,7 @@ def _start(say) -> str:
             raise RuntimeError(f"the local Prefect server did not start; see {home() / 'prefect-server.log'}")
         time.sleep(0.2)
     _record().write_text(json.dumps({"api_url": api_url, "pid": process.pid}))
-    warm = "" if warm_disabled() else ", with a warm runner (started after this run) that starts them in about a second"
+    warm = "" if warm_disabled() else ", with a warm runner that starts them in about a second"
     say(
         f"distilflow started a local Prefect server at {api_url.removesuffix('/api')} (pid {process.pid}; "
         f"its UI shows your runs) and keeps it for later runs{warm}. Stop it with `distilflow-server stop`; "
@@ -195,6 +195,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _runner_ready() -> bool:
+    """Wait for the runner just started to answer (its imports take a few seconds)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not runner_answers():
+        pid = _recorded_runner()
+        if time.monotonic() > deadline or pid is None or not process_alive(pid):
+            print(f"the warm runner did not start; see {home() / 'warm-runner.log'}")
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def main(argv: Union[list[str], None] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="distilflow-server", description=__doc__.splitlines()[0],
@@ -214,18 +226,15 @@ def main(argv: Union[list[str], None] = None) -> int:
             return 2
         with _lock():
             _keep_runner(None)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not runner_answers():
-            pid = _recorded_runner()
-            if time.monotonic() > deadline or pid is None or not process_alive(pid):
-                print(f"the warm runner did not start; see {home() / 'warm-runner.log'}")
-                return 1
-            time.sleep(0.2)
+        if not _runner_ready():
+            return 1
     elif action != "status":
         with _lock():
             if not local_server_url():
                 _start(print)
             _keep_runner(json.loads(_record().read_text())["pid"])
+        if not warm_disabled() and not _runner_ready():
+            return 1
     url = local_server_url()
     print(url.removesuffix("/api") if url else "local Prefect server: not running")
     print(f"warm runner: {'ready' if runner_answers() else 'not running'} (log: {home() / 'warm-runner.log'})")
