@@ -206,9 +206,7 @@ def run_whole_process(mode: str, args, env: dict, base_url: str, work: Path) -> 
     same rows and `--concurrency` requests at once. Each timed as a whole process."""
     source = work / "cli-input.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in rows(args.rows)))
-    user_env = {k: v for k, v in env.items() if not k.startswith("PREFECT_API")}  # no server: as a user
-    user_env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", PREFECT_HOME=str(work / "cli-prefect"),
-                    DISTILFLOW_HOME=str(work / "distilflow-home"))
+    user_env = as_a_user(env, base_url, work / "cli-prefect", work / "distilflow-home")
     if mode == "bare-cli":
         script = work / "bare.py"
         script.write_text(BARE_SCRIPT)
@@ -257,9 +255,7 @@ def run_start_times(args, env: dict, base_url: str, work: Path, repeats: int = 3
 
     source = work / "one-row.jsonl"
     source.write_text(json.dumps(rows(1)[0]) + "\n")
-    user_env = {k: v for k, v in env.items() if not k.startswith("PREFECT_API")}
-    user_env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", PREFECT_HOME=str(work / "start-prefect"),
-                    DISTILFLOW_HOME=str(work / "start-home"))
+    user_env = as_a_user(env, base_url, work / "start-prefect", work / "start-home")
     server = [sys.executable, "-m", "distilflow.flows.local_server"]
 
     def once(label: str, results: str, **extra: str) -> float:
@@ -294,6 +290,15 @@ def run_start_times(args, env: dict, base_url: str, work: Path, repeats: int = 3
     finally:
         subprocess.run([*server, "stop"], env=user_env, capture_output=True)
     return results
+
+
+def as_a_user(env: dict, base_url: str, prefect_home: Path, distilflow_home: Path) -> dict:
+    """A user's environment: no Prefect API configured (the first run starts the kept server), the
+    model server's address and key, and homes of the benchmark's own."""
+    user_env = {k: v for k, v in env.items() if not k.startswith("PREFECT_API")}
+    user_env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", PREFECT_HOME=str(prefect_home),
+                    DISTILFLOW_HOME=str(distilflow_home))
+    return user_env
 
 
 def wait_for_warm_runner(user_env: dict) -> None:

@@ -102,18 +102,32 @@ def _only_imports_before(line: int) -> bool:
 
 def runner_answers() -> bool:
     """Whether a warm runner listens on this home's socket."""
+    try:
+        sock, _, answer = _ask({"ping": True}, [], timeout=2)
+    except (OSError, ValueError):
+        return False
+    sock.close()
+    return answer.get("ok") is True
+
+
+def _ask(message: dict[str, Any], fds: list[int], timeout: float) -> tuple[Any, Any, dict[str, Any]]:
+    """Send the runner `message` (its length, then its JSON; `fds` go with the length) and read its
+    first answer line: the socket, a reader for later lines, and the answer."""
     import json
     import socket
 
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(2)
-            sock.connect(socket_path())
-            payload = b'{"ping": true}'
-            sock.sendall(len(payload).to_bytes(8, "big") + payload)
-            return json.loads(sock.makefile("rb").readline() or b"{}").get("ok") is True
-    except (OSError, ValueError):
-        return False
+        sock.settimeout(timeout)
+        sock.connect(socket_path())
+        payload = json.dumps(message).encode()
+        socket.send_fds(sock, [len(payload).to_bytes(8, "big")], fds)
+        sock.sendall(payload)
+        reader = sock.makefile("rb")
+        return sock, reader, json.loads(reader.readline() or b"{}")
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _request() -> dict[str, Any]:
@@ -129,19 +143,11 @@ def _run_in_runner() -> Union[int, None]:
     """The script's exit status, or None when the runner did not take it (run it here)."""
     import json
     import signal
-    import socket
 
     try:
         for fd in (0, 1, 2):
             os.fstat(fd)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10)
-        sock.connect(socket_path())
-        payload = json.dumps(_request()).encode()
-        socket.send_fds(sock, [len(payload).to_bytes(8, "big")], [0, 1, 2])
-        sock.sendall(payload)
-        reader = sock.makefile("rb")
-        answer = json.loads(reader.readline() or b"{}")
+        sock, reader, answer = _ask(_request(), [0, 1, 2], timeout=10)
     except (OSError, ValueError):
         return None
     if not answer.get("ok"):

@@ -10,7 +10,7 @@ Next to it runs the warm runner (`distilflow.tasks.runner.warm_runner`): a proce
 Prefect, openai and distilflow imported, which later `python flows/<name>.py` runs hand
 themselves to, skipping about two seconds of imports. Its log is `warm-runner.log` there.
 
-    distilflow-server status | start | stop | restart   (or `python -m distilflow.flows.local_server ...`)
+    distilflow-server status | start | stop | restart | warm   (or `python -m distilflow.flows.local_server ...`)
 
 `DISTILFLOW_LOCAL_SERVER=0` turns this off: each run then gets Prefect's temporary server.
 `DISTILFLOW_WARM=0` keeps the server but not the runner (each run imports everything itself).
@@ -49,14 +49,23 @@ def _record() -> Path:
     return home() / "prefect-server.json"
 
 
-def local_server_url() -> Union[str, None]:
-    """The API URL of the server distilflow keeps, if it is up."""
+def _server_record() -> Union[dict, None]:
+    """What the first run recorded of the server it started (`api_url`, `pid`), if anything."""
     try:
-        record = json.loads(_record().read_text())
+        return json.loads(_record().read_text())
     except (OSError, ValueError):
         return None
-    url = record.get("api_url")
-    return url if url and _healthy(url) else None
+
+
+def _running_server() -> Union[dict, None]:
+    record = _server_record()
+    return record if record and record.get("api_url") and _healthy(record["api_url"]) else None
+
+
+def local_server_url() -> Union[str, None]:
+    """The API URL of the server distilflow keeps, if it is up."""
+    record = _running_server()
+    return record["api_url"] if record else None
 
 
 def ensure_local_server(say=None) -> Union[str, None]:
@@ -80,17 +89,16 @@ def keep_warm_runner() -> None:
     if warm_disabled() or runner_answers():
         return
     with _lock():
-        url = local_server_url()
-        if url:
-            _keep_runner(json.loads(_record().read_text())["pid"])
+        record = _running_server()
+        if record:
+            _keep_runner(record["pid"])
 
 
 def stop_local_server() -> bool:
     """Stop the kept server and the warm runner; False when neither was recorded."""
     stopped = stop_warm_runner()
-    try:
-        record = json.loads(_record().read_text())
-    except (OSError, ValueError):
+    record = _server_record()
+    if record is None:
         return stopped
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(record["pid"], signal.SIGTERM)
@@ -123,13 +131,13 @@ def _recorded_runner() -> Union[int, None]:
 
 
 def _keep_runner(server_pid: Union[int, None]) -> None:
-    """Start the warm runner unless it is up or starting; with `server_pid`, it ends with that server."""
+    """Start the warm runner unless it is up or starting; with `server_pid`, it ends with that server.
+    Called under `_lock()` (which also makes the home directory)."""
     if warm_disabled() or runner_answers():
         return
     pid = _recorded_runner()
     if pid is not None and process_alive(pid):
         return  # still importing: it answers in a moment
-    home().mkdir(parents=True, exist_ok=True)
     log = open(home() / "warm-runner.log", "ab")  # noqa: SIM115 - the runner keeps it
     # the caller's environment as its script started (no keys), so its import-time settings match
     process = subprocess.Popen(
@@ -230,9 +238,9 @@ def main(argv: Union[list[str], None] = None) -> int:
             return 1
     elif action != "status":
         with _lock():
-            if not local_server_url():
+            if _running_server() is None:
                 _start(print)
-            _keep_runner(json.loads(_record().read_text())["pid"])
+            _keep_runner(_server_record()["pid"])
         if not warm_disabled() and not _runner_ready():
             return 1
     url = local_server_url()

@@ -154,7 +154,7 @@ def _take(runner: _Runner, listener: socket.socket, path: str, conn: socket.sock
         header, fds, _, _ = socket.recv_fds(conn, 8, 3)
         request = json.loads(_read_exactly(conn, int.from_bytes(header, "big")))
         if request.get("ping"):
-            conn.sendall(b'{"ok": true}\n')
+            _reply(conn, ok=True)
             return None
         if len(fds) != 3:
             return None
