@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from distilflow.tasks.runner.warm_runner import runner_env
+from distilflow.tasks.runner.warm_runner import process_alive, runner_env
 
 # Prints where and how it ran. `prefect` is already imported only in the runner's copy:
 # `import distilflow` alone does not import it.
@@ -188,7 +188,7 @@ def test_a_killed_caller_takes_its_script_with_it(runner, tmp_path):
     while not (tmp_path / "terminated").exists():
         assert time.monotonic() < deadline, "the script outlived its caller"
         time.sleep(0.1)
-    while Path(f"/proc/{script_pid}").exists() and "Z" not in Path(f"/proc/{script_pid}/stat").read_text().split()[2]:
+    while process_alive(script_pid):
         assert time.monotonic() < deadline
         time.sleep(0.1)
 

@@ -353,6 +353,8 @@ def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat_file:
             return stat_file.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:  # reaped since the kill above, unless there is no /proc to look in
+        return not os.path.isdir("/proc/self")
     except (OSError, IndexError):
         return True
 
