@@ -59,7 +59,7 @@ class ListScorer(Task):
 
     # -- the prompt ------------------------------------------------------------------------------
 
-    def format_input(self, input: dict[str, Any]) -> FormattedInput:
+    def format_input(self, input: dict[str, Any]) -> ChatType:
         items = self._checked_items(input)
         if items is None:
             raise DistilflowUserError(
@@ -68,9 +68,7 @@ class ListScorer(Task):
             )
         self._check_other_columns(input)
         shown = [MISSING_ITEM if item is None else item for item in items]
-        chat: ChatType = [{"role": "user", "content": self._prompt(input, shown, self.use_default_structured_output)}]
-        structured = self._row_structured_output(len(items))
-        return chat if structured is None else (chat, structured)
+        return [{"role": "user", "content": self._prompt(input, shown, self.use_default_structured_output)}]
 
     def _checked_items(self, input: dict[str, Any]) -> Union[list[Union[str, None]], None]:
         items = input.get(self._items_column)
@@ -96,24 +94,19 @@ class ListScorer(Task):
             "type": "object",
         }
 
-    def _row_structured_output(self, n: int) -> Union[dict[str, Any], None]:
-        """The default schema narrowed to a row of `n` items (n scores from 1 to n + 1), when in use.
-
-        Only when the model holds the default schema (set by `load()`): one set by hand applies as it is.
-        """
-        if not self.use_default_structured_output or self.llm is None:
+    def row_structured_output(self, input: dict[str, Any]) -> Union[dict[str, Any], None]:
+        """The default schema narrowed to the row's n items (n scores from 1 to n + 1), when in use."""
+        if not self._default_structured_output_in_use():
             return None
-        schema = self.get_structured_output()
-        if getattr(self.llm, "structured_output", None) != {"format": "json", "schema": schema}:
-            return None
-        narrowed = copy.deepcopy(schema)
+        n = len(input[self._items_column])
+        narrowed = copy.deepcopy(self.get_structured_output())
         scores = narrowed["properties"]["scores"]
         scores["minItems"] = scores["maxItems"] = n
         scores["items"] = {"type": "integer", "minimum": 1, "maximum": n + 1}
         return {"format": "json", "schema": narrowed}
 
     def _sample_input(self) -> FormattedInput:
-        return self.format_input({
+        return self._request({
             "instruction": "<PLACEHOLDER_INSTRUCTION>",
             self._items_column: [f"<PLACEHOLDER_{self._items_column[:-1].upper()}_{i}>" for i in range(2)],
         })

@@ -175,14 +175,8 @@ class APIGenGenerator(Task):
         }
 
     def row_structured_output(self, input: dict[str, Any]) -> Union[dict[str, Any], None]:
-        """The default structured output narrowed to the row, when it is in use (see the module docstring).
-
-        Only when the model holds the default one (set by `load()`): a structured output set on the
-        model by hand is left to apply as it is.
-        """
-        if not self.use_default_structured_output or self.llm is None:
-            return None
-        if getattr(self.llm, "structured_output", None) != {"format": "json", "schema": self.get_structured_output()}:
+        """The default structured output narrowed to the row, when it is in use (see the module docstring)."""
+        if not self._default_structured_output_in_use():
             return None
         tools = _tool_schemas(input.get("tools")) if self.use_tools else {}
         names = [input["func_name"], *(name for name in tools if name != input["func_name"])]
@@ -206,16 +200,8 @@ class APIGenGenerator(Task):
                   "required": ["pairs"], "type": "object"}
         return {"format": "json", "schema": schema}
 
-    def _answers(self, rows: list[dict[str, Any]], formatted: list[FormattedInput]) -> list[Any]:
-        # the prompt stays a plain chat (distilabel's shape); the request carries the row's schema
-        asked = []
-        for row, chat in zip(rows, formatted, strict=True):
-            structured = self.row_structured_output(row)
-            asked.append(chat if structured is None else (chat, structured))
-        return super()._answers(rows, asked)
-
     def _sample_input(self) -> FormattedInput:
-        return self.format_input(
+        return self._request(
             {"examples": "<PLACEHOLDER_EXAMPLES>", "func_name": "<PLACEHOLDER_FUNC_NAME>",
              "func_desc": "<PLACEHOLDER_FUNC_DESC>"}
         )

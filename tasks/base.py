@@ -57,6 +57,10 @@ class _Task(Step):
     def format_input(self, input: dict[str, Any]) -> FormattedInput:
         """Build the prompt for one row."""
 
+    def _request(self, row: dict[str, Any]) -> FormattedInput:
+        """What the model is sent for `row`."""
+        return self.format_input(row)
+
     @abstractmethod
     def format_output(self, output: Any, input: Union[dict[str, Any], None] = None) -> dict[str, Any]:
         """Turn one answer of the model into the task's output columns."""
@@ -95,6 +99,14 @@ class _Task(Step):
                 "asked for structured output; use a client that can (OpenAILLM, InferenceEndpointsLLM) or turn it off."
             )
         self.llm.structured_output = {"format": "json", "schema": schema}
+
+    def _default_structured_output_in_use(self) -> bool:
+        """The model asks for `get_structured_output()`'s JSON because of `use_default_structured_output`
+        (not for a structured output set on it by hand)."""
+        return (
+            self.use_default_structured_output and self.llm is not None
+            and getattr(self.llm, "structured_output", None) == {"format": "json", "schema": self.get_structured_output()}
+        )
 
     def fallback_reason(self, output: Any, input: dict[str, Any], columns: dict[str, Any]) -> Union[str, None]:
         """Why `columns`, what `format_output` made of `output` for the row `input`, hold no result, if so.
@@ -254,7 +266,7 @@ class _Task(Step):
     def _sample_input(self) -> FormattedInput:
         """A formatted prompt for display; override when inputs are not plain strings."""
         required = [c for c, req in self.get_inputs().items() if req]
-        return self.format_input({c: f"<PLACEHOLDER_{c.upper()}>" for c in required})
+        return self._request({c: f"<PLACEHOLDER_{c.upper()}>" for c in required})
 
     def print(self, sample_input: Union[FormattedInput, None] = None) -> None:
         """Render the formatted prompt of a sample (or the given) input with rich."""
@@ -281,8 +293,22 @@ class Task(_Task):
     def format_input(self, input: dict[str, Any]) -> ChatType:
         """Build the conversation for one row."""
 
+    def row_structured_output(self, input: dict[str, Any]) -> Union[dict[str, Any], None]:
+        """The structured output the request for this row asks for in place of the model's, or None.
+
+        The judges narrow their default schema to the row (one score per item, within the scale) this
+        way, so `format_input` keeps distilabel's shape: a plain conversation.
+        """
+        return None
+
+    def _request(self, row: dict[str, Any]) -> FormattedInput:
+        """The row's conversation, with the row's structured output when it has one of its own."""
+        prompt = self.format_input(row)
+        structured = None if isinstance(prompt, tuple) else self.row_structured_output(row)
+        return prompt if structured is None else (prompt, structured)
+
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        formatted = [self.format_input(row) for row in rows]
+        formatted = [self._request(row) for row in rows]
         result: list[dict[str, Any]] = []
         for row, prompt, output in zip(rows, formatted, self._answers(rows, formatted)):
             if isinstance(output, RowFailure):
@@ -318,7 +344,7 @@ class ImageTask(_Task):
         """Build the prompt string for one row."""
 
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        prompts = [self.format_input(row) for row in rows]
+        prompts = [self._request(row) for row in rows]
         result: list[dict[str, Any]] = []
         for row, prompt, generations in zip(rows, prompts, self._answers(rows, prompts)):
             if isinstance(generations, RowFailure):

@@ -256,7 +256,7 @@ class UltraFeedback(Task):
 
     # -- the prompt ----------------------------------------------------------------------------
 
-    def format_input(self, input: dict[str, Any]) -> FormattedInput:
+    def format_input(self, input: dict[str, Any]) -> ChatType:
         instruction, generations = _checked_input(input)
         rubric = _RUBRICS[self.aspect]
         json_answer = self.use_default_structured_output
@@ -271,12 +271,10 @@ class UltraFeedback(Task):
             texts=[_MISSING_TEXT if g is None else g for g in generations],
             json=json_answer,
         )
-        chat: ChatType = [
+        return [
             {"role": "system", "content": _SYSTEM_PROMPT.format(n=len(generations))},
             {"role": "user", "content": user},
         ]
-        structured = self._row_structured_output(len(generations))
-        return chat if structured is None else (chat, structured)
 
     def get_structured_output(self) -> dict[str, Any]:
         """The JSON schema distilabel asks for (with `use_default_structured_output`).
@@ -315,18 +313,12 @@ class UltraFeedback(Task):
             "type": "object",
         }
 
-    def _row_structured_output(self, n: int) -> Union[dict[str, Any], None]:
-        """The default structured output narrowed to a row of `n` generations, when it is in use.
-
-        Only when the model holds the default one (set by `load()`): a structured output set on the
-        model by hand is left to apply as it is.
-        """
-        if not self.use_default_structured_output or self.llm is None:
+    def row_structured_output(self, input: dict[str, Any]) -> Union[dict[str, Any], None]:
+        """The default structured output narrowed to the row's n generations (ratings 1 to 5), when in use."""
+        if not self._default_structured_output_in_use():
             return None
-        schema = self.get_structured_output()
-        if getattr(self.llm, "structured_output", None) != {"format": "json", "schema": schema}:
-            return None
-        narrowed = copy.deepcopy(schema)
+        n = len(input["generations"])
+        narrowed = copy.deepcopy(self.get_structured_output())
         for prop in narrowed["properties"].values():
             prop["minItems"] = prop["maxItems"] = n
         narrowed["properties"]["ratings"]["items"] = {"type": "integer", "minimum": 1, "maximum": 5}
@@ -337,7 +329,7 @@ class UltraFeedback(Task):
         return {"format": "json", "schema": narrowed}
 
     def _sample_input(self) -> FormattedInput:
-        return self.format_input(
+        return self._request(
             {
                 "instruction": "<PLACEHOLDER_INSTRUCTION>",
                 "generations": [f"<PLACEHOLDER_GENERATION_{i}>" for i in range(2)],

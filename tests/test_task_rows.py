@@ -311,3 +311,50 @@ def test_a_failing_input_raises_its_own_error_not_a_cancellation():
     llm = Flaky()
     with pytest.raises(ValueError, match="the server said no"):
         llm.generate([prompt("slow"), prompt("bad"), prompt("slow")])
+
+
+class AskingLLM(DummyLLM):
+    """Records what each request carried."""
+
+    asked: list = []
+
+    def generate(self, inputs, num_generations=1, **kwargs):
+        self.asked.extend(inputs)
+        return super().generate(inputs, num_generations, **kwargs)
+
+
+class SizedAnswer(Gen):
+    """A task of a user's own whose schema depends on the row."""
+
+    def row_structured_output(self, input):
+        if input["question"] == "free":
+            return None
+        return {"format": "json", "schema": {"type": "object", "maxProperties": len(input["question"])}}
+
+
+def test_row_structured_output_rides_with_each_request_while_format_input_stays_a_conversation():
+    llm = AskingLLM(asked=[])
+    task = SizedAnswer(llm=llm)
+    task.load()
+    rows = next(task.process([{"question": "abc"}, {"question": "free"}]))
+    assert llm.asked == [
+        (prompt("abc"), {"format": "json", "schema": {"type": "object", "maxProperties": 3}}),
+        prompt("free"),
+    ]
+    assert task.format_input({"question": "abc"}) == prompt("abc")  # distilabel's shape
+    # the metadata keeps the conversation alone, as distilabel's does
+    assert [r["distilabel_metadata"]["raw_input_sized_answer_0"] for r in rows] == [prompt("abc"), prompt("free")]
+
+
+def test_a_format_input_that_brings_its_own_structured_output_keeps_it():
+    own = {"format": "json", "schema": {"type": "array"}}
+
+    class Own(SizedAnswer):
+        def format_input(self, input):
+            return (prompt(input["question"]), own)
+
+    llm = AskingLLM(asked=[])
+    task = Own(llm=llm)
+    task.load()
+    next(task.process([{"question": "abc"}]))
+    assert llm.asked == [(prompt("abc"), own)]

@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from distilflow.tasks.errors import DistilflowUserError
 
 __all__ = ["DIMENSIONS", "NGRAM", "hashed_ngram_embeddings", "numpy"]
 
