@@ -43,6 +43,8 @@ class ListScorer(Task):
     _items_column: ClassVar[str]
     #: the title of the JSON schema (distilabel's name for it)
     _schema_title: ClassVar[str]
+    #: what the prompt calls one item ("question", "response")
+    _item_name: ClassVar[str]
 
     @property
     def outputs(self) -> StepColumns:
@@ -56,6 +58,16 @@ class ListScorer(Task):
 
     def _check_other_columns(self, input: dict[str, Any]) -> None:
         """Refuse a row whose other input columns cannot be used (before any request)."""
+
+    def _how_to_answer(self, n: int, json_answer: bool) -> str:
+        """The prompt's line on the answer's format: the JSON object, or distilabel's score lines."""
+        if json_answer:
+            return (
+                f'Answer with one JSON object, {{"scores": [...]}}, whose list holds the {n} scores in the order '
+                f"of the {self._item_name}s."
+            )
+        return (f"Answer with one line per {self._item_name}, in order, like this:\n"
+                "[1] Score: <score>\n[2] Score: <score>\n...")
 
     # -- the prompt ------------------------------------------------------------------------------
 
@@ -221,3 +233,8 @@ def _number(value: Any) -> Union[float, None]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
+
+
+def numbered(items: list[str]) -> str:
+    """The items as the prompt lists them: `[1] first`, `[2] second`, ..."""
+    return "\n".join(f"[{i}] {item}" for i, item in enumerate(items, 1))

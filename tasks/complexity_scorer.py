@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distilflow.tasks._list_scorer import ListScorer
+from distilflow.tasks._list_scorer import ListScorer, numbered
 from distilflow.tasks.typing import StepColumns
 
 __all__ = ["ComplexityScorer"]
@@ -30,6 +30,7 @@ class ComplexityScorer(ListScorer):
 
     _items_column = "instructions"
     _schema_title = "SchemaComplexityScorer"
+    _item_name = "question"
 
     @property
     def inputs(self) -> StepColumns:
@@ -37,16 +38,8 @@ class ComplexityScorer(ListScorer):
 
     def _prompt(self, input: dict[str, Any], items: list[str], json_answer: bool) -> str:
         n = len(items)
-        listed = "\n".join(f"[{i}] {item}" for i, item in enumerate(items, 1))
-        if json_answer:
-            answer = (
-                f'Answer with one JSON object, {{"scores": [...]}}, whose list holds the {n} scores in the order '
-                "of the questions."
-            )
-        else:
-            answer = "Answer with one line per question, in order, like this:\n[1] Score: <score>\n[2] Score: <score>\n..."
         return (
             f"How hard is each of the {n} questions below to answer well? Compare them with each other and score "
             f"each one from 1 (the simplest) to {n} (the most difficult and complex); a question too complex for "
-            f"you to answer gets {n + 1}.\n{answer}\n\n{listed}"
+            f"you to answer gets {n + 1}.\n{self._how_to_answer(n, json_answer)}\n\n{numbered(items)}"
         )

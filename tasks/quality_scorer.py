@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distilflow.tasks._list_scorer import ListScorer
+from distilflow.tasks._list_scorer import ListScorer, numbered
 from distilflow.tasks.errors import DistilflowUserError
 from distilflow.tasks.typing import StepColumns
 
@@ -32,6 +32,7 @@ class QualityScorer(ListScorer):
 
     _items_column = "responses"
     _schema_title = "SchemaQualityScorer"
+    _item_name = "response"
 
     @property
     def inputs(self) -> StepColumns:
@@ -47,17 +48,9 @@ class QualityScorer(ListScorer):
 
     def _prompt(self, input: dict[str, Any], items: list[str], json_answer: bool) -> str:
         n = len(items)
-        listed = "\n".join(f"[{i}] {item}" for i, item in enumerate(items, 1))
-        if json_answer:
-            answer = (
-                f'Answer with one JSON object, {{"scores": [...]}}, whose list holds the {n} scores in the order '
-                "of the responses."
-            )
-        else:
-            answer = "Answer with one line per response, in order, like this:\n[1] Score: <score>\n[2] Score: <score>\n..."
         return (
             f"Below are {n} responses to the same question. Compare them with each other and score how good each "
             "one is, weighing helpfulness, relevance, accuracy, depth, creativity and level of detail: from 1 (the "
             f"weakest) to {n} (the best); a response so well written that it cannot be improved gets {n + 1}.\n"
-            f"{answer}\n\n#Question#: {input['instruction']}\n#Responses#:\n{listed}"
+            f"{self._how_to_answer(n, json_answer)}\n\n#Question#: {input['instruction']}\n#Responses#:\n{numbered(items)}"
         )
