@@ -198,6 +198,16 @@ def test_a_bad_graph_is_refused_before_any_flow_run_or_request(sim, tmp_path):
         assert client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["refused-graph"]))) == []
 
 
+def test_a_bad_row_in_a_later_batch_of_the_dataset_is_refused_before_any_request(sim, tmp_path):
+    with Pipeline(name="bad-dataset-row") as pipeline:
+        gen = TextGeneration(name="gen", llm=llm(sim))
+        gen >> Census(name="census", input_mappings={"generations": "generation"})
+    rows = [{"instruction": f"q{i}"} for i in range(9)] + [{"instruction": 7}]
+    with pytest.raises(DistilflowUserError, match=r"Task 'gen', row 9: .*must be a string. Got: 7"):
+        pipeline.run(dataset=rows, dataset_batch_size=2, options=options(tmp_path))
+    assert sim.stats()["requests"] == 0
+
+
 def test_inside_a_flow_the_pipeline_runs_in_that_flow_run(sim, tmp_path):
     with Pipeline(name="inner") as pipeline:
         Questions(count=4, batch_size=2) >> TextGeneration(name="gen", llm=llm(sim))

@@ -92,6 +92,7 @@ def run_pipeline(
     steps = [pipeline.steps[name] for name in names]
     for step in steps:
         step.load()
+    _check_dataset_rows(pipeline, dataset)
     answers = _answer_settings(options)
     summaries = [
         StepSummary(step=s.name, grouped=getattr(s, "group_generations", False), num_generations=getattr(s, "num_generations", 1))
@@ -214,7 +215,8 @@ class _Scheduler:
         if isinstance(step, _Task):
             rows = [row for part in inputs for row in part]
             try:
-                step.validate_rows(rows, mapped=True)  # before this batch's requests
+                if node.predecessors != [DATASET]:  # the dataset's rows were all checked before the run
+                    step.validate_rows(rows, mapped=True)  # before this batch's requests
             except DistilflowUserError as error:
                 run.failed(node.k, i, error, None)
                 self._deliver(name, i, None, None)
@@ -348,6 +350,15 @@ def _validate(pipeline: Pipeline, dataset: Union[list[dict[str, Any]], None]) ->
     if dataset is not None and not dataset:
         raise DistilflowUserError(f"Pipeline '{pipeline.name}': run(dataset=...) got no rows.")
     pipeline.validate(with_dataset=sorted(dataset[0]) if dataset else None)
+
+
+def _check_dataset_rows(pipeline: Pipeline, dataset: Union[list[dict[str, Any]], None]) -> None:
+    """Every row of `run(dataset=...)` against the tasks it feeds, before any request (rows that
+    steps make are checked batch by batch, as they come)."""
+    for name in pipeline.roots if dataset is not None else ():
+        step = pipeline.steps[name]
+        if isinstance(step, _Task):
+            step.validate_rows(dataset, mapped=True)
 
 
 def _batches(step: Any) -> Iterator[list[dict[str, Any]]]:
