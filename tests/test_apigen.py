@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -18,6 +21,7 @@ from distilflow.tasks.apigen_semantic_checker import APIGenSemanticChecker
 from distilflow.tasks.errors import DistilflowUserError
 from distilflow.tasks.models import DummyLLM
 from distilflow.tasks.steps.apigen import APIGenExecutionChecker, execute_from_response, load_module_from_path
+from distilflow.tasks.runner.warm_runner import process_alive
 from distilflow.tasks.steps.filtering import KeepPassingRows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +299,86 @@ def test_a_call_that_runs_too_long_fails_alone_and_off_the_main_thread(tmp_path)
     worker.join(10)
     assert time.monotonic() - started < 3
     assert results["row"] == {"keep": False, "results": ["the call did not finish within 0.2 seconds", "done"]}
+
+
+RUNAWAY_LIBRARY = """
+import os
+
+open(os.environ["IMPORTED_IN"], "w").write(str(os.getpid()))
+
+
+def pid():
+    return os.getpid()
+
+
+def spin():
+    while True:
+        pass
+
+
+def chatty():
+    print("a line the protocol must not see")
+    return "said"
+
+
+def ask():
+    return input()
+
+
+def crash():
+    os._exit(3)
+"""
+
+
+def test_a_runaway_call_is_stopped_and_the_next_call_gets_a_new_worker(tmp_path, monkeypatch):
+    library = tmp_path / "lib.py"
+    library.write_text(RUNAWAY_LIBRARY)
+    monkeypatch.setenv("IMPORTED_IN", str(tmp_path / "imported-in"))
+    checker = loaded(APIGenExecutionChecker(libpath=str(library), timeout=0.5, check_is_dangerous=False))
+    try:
+        def run(*names: str) -> list[str]:
+            calls = json.dumps([{"name": name, "arguments": {}} for name in names])
+            [row] = next(checker.process([{"answers": calls}]))
+            return row["execution_result"]
+
+        [first] = run("pid")
+        worker = int(first)
+        # the library's top-level code ran in the worker, not in the run's process
+        assert (tmp_path / "imported-in").read_text() == first and worker != os.getpid()
+        assert run("spin", "pid")[0] == "the call did not finish within 0.5 seconds"
+        assert not process_alive(worker)  # killed, not left spinning
+        [second] = run("pid")
+        assert int(second) != worker and process_alive(int(second))
+        assert run("chatty", "ask") == ["said", "EOF when reading a line"]
+        assert run("crash", "pid")[0] == "the call ended the process running it (exit code 3)"
+        assert run("pid") != [second]
+    finally:
+        checker.unload()
+
+
+def test_a_busy_worker_ends_when_the_run_is_killed(tmp_path):
+    library = tmp_path / "lib.py"
+    library.write_text(RUNAWAY_LIBRARY)
+    script = textwrap.dedent(f"""
+        import json
+        from distilflow.tasks.steps.apigen import APIGenExecutionChecker
+
+        checker = APIGenExecutionChecker(libpath={str(library)!r}, timeout=600, check_is_dangerous=False)
+        checker.load()
+        [row] = next(checker.process([{{"answers": json.dumps([{{"name": "pid", "arguments": {{}}}}])}}]))
+        print(row["execution_result"][0], flush=True)
+        next(checker.process([{{"answers": json.dumps([{{"name": "spin", "arguments": {{}}}}])}}]))
+    """)
+    run = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "IMPORTED_IN": str(tmp_path / "in")},
+                           stdout=subprocess.PIPE, text=True)
+    worker = int(run.stdout.readline())
+    time.sleep(0.5)  # the worker is spinning now
+    run.kill()
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while process_alive(worker):
+        assert time.monotonic() < deadline, "the worker outlived its run"
+        time.sleep(0.1)
 
 
 def test_an_exiting_function_is_a_failure_not_an_exit(tmp_path):

@@ -258,11 +258,20 @@ def test_with_a_prefect_server_of_your_own_distilflow_server_warm_serves_the_flo
                                stderr=subprocess.PIPE, text=True)
         out, err = run.communicate(timeout=180)
         assert run.returncode == 0, err
+        requests = sim.stats()["requests"]
+        # a flow whose step keeps a worker process (and a thread reading its answers) ends too
+        apigen = subprocess.Popen([sys.executable, str(root / "flows" / "apigen.py"), "--limit", "2", "--output",
+                                   "apigen.jsonl"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        apigen_out, apigen_err = apigen.communicate(timeout=180)
+        assert apigen.returncode == 0, apigen_err
     finally:
         stopped = subprocess.run([*server, "stop"], env=env, capture_output=True, text=True, timeout=60)
     assert f"running {root / 'flows' / 'text_generation.py'} for pid {run.pid}" in _log(env)
     assert "Wrote 1 rows" in out and json.loads((tmp_path / "out.jsonl").read_text())["generation"]
     assert flow_runs() == before + 1  # on the user's server
-    assert sim.stats()["requests"] == 1
+    assert requests == 1
+    assert f"running {root / 'flows' / 'apigen.py'} for pid {apigen.pid}" in _log(env)
+    assert "execute: 2 inputs -> 2 rows" in apigen_out and (tmp_path / "apigen.jsonl").exists()
     assert stopped.stdout.strip() == "stopped"
     assert not Path(env["DISTILFLOW_HOME"], "warm-runner.json").exists()

@@ -55,6 +55,7 @@ IMPORT_ENV_PREFIXES = ("PYTHON", "PREFECT_", "FSSPEC_", "DISTILFLOW_WARM_", "DO_
 SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "TOKEN", "AUTH", "CONNECTION_URL", "CREDENTIAL")
 IDLE_CHECK_SECONDS = 5.0
 KILL_AFTER_SECONDS = 30.0  # a script whose caller was killed, still running this long after SIGTERM
+FILES_TIMEOUT = 60.0  # the longest a script's end waits for its open files to be flushed and closed
 
 
 def _secret(name: str) -> bool:
@@ -301,16 +302,31 @@ def _end(code: int, signum: Union[int, None] = None) -> NoReturn:
             stream = getattr(stream, "buffer", None) or getattr(stream, "raw", None)
     # not isinstance: it looks up each object's __class__, seconds over the runner's heap
     files = [o for o in gc.get_objects() if issubclass(type(o), _io._IOBase) and id(o) not in standard]
-    for step in ("flush", "close"):
-        for file in files:
-            with contextlib.suppress(Exception):
-                if not file.closed:
-                    getattr(file, step)()
+    # Only files written to: one a daemon thread is blocked reading (a subprocess's output) would
+    # wait for that thread's lock forever, and a file only read has nothing to lose.
+    closing = threading.Thread(target=_flush_and_close, args=([f for f in files if _written(f)],), daemon=True)
+    closing.start()
+    closing.join(FILES_TIMEOUT)  # a file a stuck thread holds must not keep the script from ending
     sys.stdout.flush(), sys.stderr.flush()
     if signum is not None:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
     os._exit(code)
+
+
+def _written(file: Any) -> bool:
+    try:
+        return not file.closed and file.writable()
+    except Exception:  # noqa: BLE001 - a file object in a state of its own: left as it is
+        return False
+
+
+def _flush_and_close(files: list[Any]) -> None:
+    for step in ("flush", "close"):
+        for file in files:
+            with contextlib.suppress(Exception):
+                if not file.closed:
+                    getattr(file, step)()
 
 
 def _settings_from_environment() -> None:

@@ -15,8 +15,8 @@ from typing import Any, Union
 
 from pydantic import Field, PositiveFloat, PrivateAttr
 
-from distilflow.tasks.steps.apigen.function_call import DEFAULT_TIMEOUT, execute_from_response
-from distilflow.tasks.steps.apigen.function_library import FunctionLibrary
+from distilflow.tasks.steps.apigen.call_worker import CallWorker
+from distilflow.tasks.steps.apigen.function_call import DEFAULT_TIMEOUT
 from distilflow.tasks.steps.base import Step, StepInput, StepOutput
 from distilflow.tasks.typing import StepColumns
 
@@ -29,8 +29,9 @@ class APIGenExecutionChecker(Step):
     """Execute the calls in each row's `answers` with the functions at `libpath`.
 
     `libpath` is a Python file defining the functions, or a folder of `<name>.py` files each
-    defining the function `<name>`. Every call of a row runs (in its own thread, for at most
-    `timeout` seconds); the row is kept only when all of them returned. A missing or empty
+    defining the function `<name>`. Every call of a row runs in a worker process of the step's,
+    for at most `timeout` seconds (a late call's worker is killed); the row is kept only when all
+    of them returned. A missing or empty
     `answers`, answers that are not JSON, an unknown function, arguments the function does not
     take, an exception, or a timeout are failures, recorded in `execution_result`, never raised.
 
@@ -50,7 +51,7 @@ class APIGenExecutionChecker(Step):
     )
     timeout: PositiveFloat = Field(default=DEFAULT_TIMEOUT, description="Seconds a call may run before it fails.")
 
-    _library: Union[FunctionLibrary, None] = PrivateAttr(default=None)
+    _worker: Union[CallWorker, None] = PrivateAttr(default=None)
 
     @property
     def inputs(self) -> StepColumns:
@@ -61,16 +62,22 @@ class APIGenExecutionChecker(Step):
         return ["keep_row_after_execution_check", "execution_result"]
 
     def load(self) -> None:
-        """Import the library (its top-level code runs here, once); a missing or broken one is refused."""
+        """Start the worker process that imports the library and runs the calls (see `call_worker`);
+        a missing or broken library is refused."""
         super().load()
-        self._library = FunctionLibrary(self.libpath, check_is_dangerous=self.check_is_dangerous)
+        if self._worker is None:
+            worker = CallWorker(self.libpath, self.check_is_dangerous)
+            worker.start()
+            self._worker = worker
 
     def unload(self) -> None:
-        self._library = None
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         super().unload()
 
     def process(self, *inputs: StepInput) -> StepOutput:
-        if self._library is None:
+        if self._worker is None:
             self.load()
         for rows in inputs:
             yield [self._checked(row) for row in rows]
@@ -90,11 +97,8 @@ class APIGenExecutionChecker(Step):
         if not isinstance(call, dict):
             return {"keep": False, "execution_result": f"{call!r:.80} is not a call: an object with a name and arguments."}
         name, arguments = call.get("name"), call.get("arguments")
-        function, why = self._library.function(name)
-        if function is None:
-            return {"keep": False, "execution_result": why}
         _logger.debug("%s '%s': calling %s with %r", self._kind, self.name, name, arguments)
-        return dict(execute_from_response(function, arguments, timeout=self.timeout))
+        return dict(self._worker.call(name, arguments, self.timeout))
 
 
 def _calls(answers: Any) -> tuple[list[Any], str]:

@@ -1,10 +1,11 @@
 """Running one generated function call against a real Python function, and saying how it went.
 
 A call comes from a model, so nothing in it is trusted: its string arguments are read as Python
-literals only (numbers, lists, dicts, booleans; never code, `ast.literal_eval`), the call runs in a
-thread of its own with a time limit, and every exception it raises becomes the call's result text
-instead of escaping. A call that does not finish in time is abandoned: Python cannot stop a
-thread, so it keeps running in the background (as a daemon thread) until it returns.
+literals only (numbers, lists, dicts, booleans; never code, `ast.literal_eval`), and every
+exception it raises becomes the call's result text instead of escaping. Called on its own,
+`execute_from_response` runs the call in a thread with a time limit; a late call is abandoned
+(Python cannot stop a thread) and runs on in the background. `APIGenExecutionChecker` runs calls
+in a worker process instead, which is killed when a call is late (`call_worker`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class FunctionResult(TypedDict):
 
 def execute_from_response(
     function: Union[Callable[..., Any], None], call_answer: Union[dict[str, Any], list[Any], None],
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: Union[float, None] = DEFAULT_TIMEOUT,
 ) -> FunctionResult:
     """Call `function` with the model's `arguments` (`call_answer`); keep is True when it returned.
 
@@ -39,7 +40,8 @@ def execute_from_response(
     the order given (distilabel's: the tool's parameter order). A string argument is read as a
     Python literal (`"[1, 2]"` -> `[1, 2]`, `"0.1"` -> `0.1`) unless the parameter is annotated
     `str`; a string that is no literal stays a string. The result is `str()` of what the function
-    returned, or the exception's message.
+    returned, or the exception's message. With `timeout=None` the call runs in the calling thread
+    (`APIGenExecutionChecker` runs calls in a worker process it kills instead: see `call_worker`).
     """
     if function is None:
         return FunctionResult(keep=False, execution_result="Function not found")
@@ -97,9 +99,14 @@ def _literal(value: Any, parameter: Union[inspect.Parameter, None]) -> Any:
 
 
 def _run_with_timeout(
-    function: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], timeout: float
+    function: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], timeout: Union[float, None]
 ) -> tuple[Any, Union[BaseException, None]]:
     """What the call returned, or what it raised (SystemExit included) or that it timed out."""
+    if timeout is None:
+        try:
+            return function(*args, **kwargs), None
+        except BaseException as e:  # noqa: BLE001 - whatever the generated call did, it is the row's result
+            return None, e
     # a thread rather than signal.alarm, which works only in the main thread (batches run in others)
     outcome: dict[str, Any] = {}
 
