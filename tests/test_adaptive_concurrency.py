@@ -97,4 +97,5 @@ def test_random_throttling_does_not_collapse_the_limit():
         assert len(outputs) == 300 and all(o["generations"][0] for o in outputs)
         assert sim.stats()["by_status"]["429"] > 30  # the throttling happened
         assert shared_loop_limit(llm).current == 32
-        assert sim.stats()["max_in_flight"] == 32
+        # the server saw the client near its ceiling, never above (how near depends on how busy the machine is)
+        assert 16 < sim.stats()["max_in_flight"] <= 32
