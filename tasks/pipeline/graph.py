@@ -261,8 +261,7 @@ class Pipeline:
         available = self._columns_available(name, with_dataset)
         if available is None or step.is_generator:
             return
-        required = [step.input_mappings.get(c, c) for c, needed in step.get_inputs().items() if needed]
-        missing = [c for c in required if c not in available]
+        missing = [c for c in step._required_columns() if c not in available]
         if missing:
             raise DistilflowUserError(
                 f"Step '{name}' needs column(s) {missing}, which no step before it makes (they make "

@@ -339,8 +339,7 @@ def _check_chain(steps: list[_Task], rows: list[dict[str, Any]]) -> None:
     # the first row and earlier steps provide
     available = set(rows[0]) | _made_by(steps[0])
     for step in steps[1:]:
-        needed = [step.input_mappings.get(c, c) for c, required in step.get_inputs().items() if required]
-        missing = [c for c in needed if c not in available]
+        missing = [c for c in step._required_columns() if c not in available]
         if missing:
             raise DistilflowUserError(
                 f"Step '{step.name}' needs column(s) {missing}, which neither the input rows nor an "

@@ -159,6 +159,10 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
     def get_outputs(self) -> dict[str, bool]:
         return _columns(self.outputs)
 
+    def _required_columns(self) -> list[str]:
+        """The columns a row must have for this step: its required inputs, under their mapped names."""
+        return [self.input_mappings.get(c, c) for c, required in self.get_inputs().items() if required]
+
     @property
     def is_generator(self) -> bool:
         return False
