@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -354,6 +355,22 @@ def test_a_runaway_call_is_stopped_and_the_next_call_gets_a_new_worker(tmp_path,
         assert run("pid") != [second]
     finally:
         checker.unload()
+
+
+def test_a_loaded_checker_pickles_and_the_copy_runs_calls_in_a_worker_of_its_own(tmp_path, monkeypatch):
+    library = tmp_path / "lib.py"
+    library.write_text(RUNAWAY_LIBRARY)
+    monkeypatch.setenv("IMPORTED_IN", str(tmp_path / "imported-in"))
+    checker = loaded(APIGenExecutionChecker(libpath=str(library), check_is_dangerous=False))
+    copy = pickle.loads(pickle.dumps(checker))  # as a Dask worker receives it
+    try:
+        row = {"answers": json.dumps([{"name": "pid", "arguments": {}}])}
+        [[original]] = [r["execution_result"] for r in next(checker.process([row]))]
+        [[copied]] = [r["execution_result"] for r in next(copy.process([row]))]
+        assert original != copied and process_alive(int(copied))
+    finally:
+        checker.unload()
+        copy.unload()
 
 
 def test_a_busy_worker_ends_when_the_run_is_killed(tmp_path):
