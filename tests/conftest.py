@@ -19,6 +19,16 @@ os.environ["DISTILFLOW_WARM"] = "0"
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_kept_server_outlives_the_tests():
+    """A run without a Prefect API (a `pipeline.run()` outside the session's server) starts the
+    server distilflow keeps, in this session's DISTILFLOW_HOME: stopped when the tests end."""
+    yield
+    from distilflow.tasks.runner.local_server import stop_local_server
+
+    stop_local_server()
+
+
 @pytest.fixture(autouse=True)
 def answers_of_this_test(tmp_path_factory, monkeypatch):
     """Runs that name no result storage keep their answers in a directory of this test's own.

@@ -127,3 +127,41 @@ def test_the_deployable_flow_has_a_parameter_form_of_the_steps_settings(script, 
     for name in ("gen_a", "gen_b", "generation_kwargs", "input_batch_size", "max_rows_in_flight", "output"):
         assert name in text
     assert "api_key" not in text and "sk-not-a-flag" not in text
+
+
+RUN_SCRIPT = SCRIPT.replace('''if __name__ == "__main__":
+    pipeline.main()
+''', '''distiset = pipeline.run()  # distilabel's own idiom
+print(len(distiset["default"]["train"]), flush=True)
+''')
+assert RUN_SCRIPT != SCRIPT
+
+
+def test_pipeline_run_in_a_plain_script_uses_the_server_distilflow_keeps(tmp_path, sim):
+    """As `python flows/x.py` does: the first run starts it (and says so), later runs reuse it, and the
+    runs stay in its history, not in a temporary server gone with the run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.settings import temporary_settings
+
+    script = tmp_path / "run_pipeline.py"
+    script.write_text(RUN_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(SIM_URL=sim.base_url, DISTILFLOW_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"),
+               DISTILFLOW_RESULTS=str(tmp_path / "results"))
+    server = [sys.executable, "-m", "distilflow.flows.local_server"]
+    try:
+        runs = [subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                               timeout=240) for _ in range(2)]
+        for run in runs:
+            assert run.returncode == 0, run.stderr[-3000:]
+            assert run.stdout.strip().splitlines()[-1] == "7"
+        assert "distilflow started a local Prefect server at" in runs[0].stderr
+        assert "started a local Prefect server" not in runs[1].stderr
+        url = subprocess.run([*server, "status"], env=env, capture_output=True, text=True, timeout=60).stdout.splitlines()[0]
+        with temporary_settings(updates={PREFECT_API_URL: f"{url}/api"}), get_client(sync_client=True) as client:
+            kept = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["user-pipeline"])))
+        assert len(kept) == 2 and all(run.state.is_completed() for run in kept)
+    finally:
+        stopped = subprocess.run([*server, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.stdout.strip() == "stopped"

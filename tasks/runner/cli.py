@@ -79,8 +79,6 @@ class RunSettings(BaseModel):
 
 #: Exit statuses of `python flows/<name>.py` (the README lists them).
 EXIT_COMPLETE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_FAILED_ROWS = 0, 1, 2, 3
-#: seconds a temporary Prefect server may take to start (Prefect's own limit is 20)
-TEMPORARY_SERVER_STARTUP_SECONDS = 120
 
 
 def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Union[list[str], None] = None) -> NoReturn:
@@ -91,30 +89,19 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     configuration, with one line naming the fix; 1: the run failed and wrote nothing. A run that
     did not complete ends with its reason as the last line on stderr.
     """
-    from prefect.settings import (
-        PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        temporary_settings,
-    )
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 
-    from distilflow.tasks.runner.local_server import ensure_local_server, keep_warm_runner
+    from distilflow.tasks.runner.local_server import keep_warm_runner, prefect_api_for_a_run
     from distilflow.tasks.runner import FAILED_ROWS_STATE_NAME
 
     params = cli(params_model, argv)  # bad flags end here, before any server starts
-    # Heartbeats tell a worker's server that a run still lives; a run started here ends with this
-    # process, and their thread costs a second at exit (it sleeps in one-second steps).
-    settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     # A line per batch ("Finished in state Completed()") says nothing the progress bar, the batch
     # states and the summary do not, and at thousands of batches it costs the run and its server
     # a log record each. Warnings and errors (retries, failures) still show.
     logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
-    url = ensure_local_server()
-    if url:
-        settings[PREFECT_API_URL] = url
-    elif PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value() < TEMPORARY_SERVER_STARTUP_SECONDS:
-        # A temporary server (DISTILFLOW_LOCAL_SERVER=0) with a new database migrates it first:
-        # 16 s on a 2-core machine, more when it is busy, and Prefect gives up after 20.
-        settings[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = TEMPORARY_SERVER_STARTUP_SECONDS
-    with temporary_settings(updates=settings):
+    # Heartbeats tell a worker's server that a run still lives; a run started here ends with this
+    # process, and their thread costs a second at exit (it sleeps in one-second steps).
+    with prefect_api_for_a_run({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}) as url:
         state = run_flow(params, return_state=True)
     if url:
         keep_warm_runner()  # for the next run; started now, its imports do not slow this one

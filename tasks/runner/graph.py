@@ -390,6 +390,8 @@ def run_pipeline_as_flow(
     from prefect.context import FlowRunContext
     from prefect.task_runners import ThreadPoolTaskRunner
 
+    from distilflow.tasks.runner.local_server import prefect_api_for_a_run
+
     options = options or RunOptions()
     if not use_cache:
         options = options.model_copy(update={"refresh_cache": True})
@@ -415,6 +417,7 @@ def run_pipeline_as_flow(
         body, name=pipeline.name, description=pipeline.description, persist_result=False, log_prints=False,
         task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS), validate_parameters=False,
     )
-    state = pipeline_flow(return_state=True)
+    with prefect_api_for_a_run():  # the server distilflow keeps, as `python flows/x.py` uses
+        state = pipeline_flow(return_state=True)
     output = state.result()  # raises the configuration error or BatchesFailedError of a failed run
     return Distiset.from_leaves(output.leaves)

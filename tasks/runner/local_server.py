@@ -1,6 +1,6 @@
 """A local Prefect server that distilflow starts once and later runs reuse, with a warm runner.
 
-`python flows/<name>.py` and pipeline scripts (`pipeline.main()`) need a Prefect API. Without one (no PREFECT_API_URL), Prefect would
+`python flows/<name>.py` and pipeline scripts (`pipeline.main()`, `pipeline.run()`) need a Prefect API. Without one (no PREFECT_API_URL), Prefect would
 start a temporary server for every run and stop it at exit: seconds per run, and the runs'
 history and UI gone with it. Instead the first run starts a server on loopback, says so, and
 leaves it running for later runs (and for you: its UI shows every run). Its database and log
@@ -29,7 +29,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Union
+from collections.abc import Iterator
+from typing import Any, Union
 
 import httpx
 
@@ -39,6 +40,8 @@ from distilflow.tasks.runner.warm_runner import process_alive, runner_env
 __all__ = ["ensure_local_server", "keep_warm_runner", "local_server_url", "stop_local_server"]
 
 STARTUP_SECONDS = 90
+#: seconds a temporary Prefect server may take to start (Prefect's own limit is 20)
+TEMPORARY_SERVER_STARTUP_SECONDS = 120
 
 
 def home() -> Path:
@@ -80,6 +83,24 @@ def ensure_local_server(say=None) -> Union[str, None]:
     with _lock():
         url = local_server_url()  # another run may have started it meanwhile
         return url or _start(say or (lambda text: print(text, file=sys.stderr)))
+
+
+@contextlib.contextmanager
+def prefect_api_for_a_run(more_settings: Union[dict[Any, Any], None] = None) -> Iterator[Union[str, None]]:
+    """Prefect's settings for a run started here (the kept server's URL, unless the user has an API
+    or turned it off), with `more_settings` (Prefect settings objects to values); yields the URL."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+    settings = dict(more_settings or {})
+    url = ensure_local_server()
+    if url:
+        settings[PREFECT_API_URL] = url
+    elif PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value() < TEMPORARY_SERVER_STARTUP_SECONDS:
+        # A temporary server (DISTILFLOW_LOCAL_SERVER=0) with a new database migrates it first:
+        # 16 s on a 2-core machine, more when it is busy, and Prefect gives up after 20.
+        settings[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = TEMPORARY_SERVER_STARTUP_SECONDS
+    with temporary_settings(updates=settings):
+        yield url
 
 
 def keep_warm_runner() -> None:
