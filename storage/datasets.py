@@ -244,9 +244,12 @@ def _choose(uri: str, given: str | None, names: list[str], preferred: str | None
     """The name asked for, else `preferred`, else the only one; or an error naming those there are.
 
     `words`: what holds the names, what they name, and the setting that picks one."""
-    chosen = given if given is not None else preferred if preferred in names else names[0] if len(names) == 1 else None
-    if chosen in names:
-        return chosen
+    if given is None and preferred in names:
+        return preferred
+    if given is None and len(names) == 1:
+        return names[0]
+    if given in names:
+        return given
     holder, kind, setting = words
     raise DistilflowUserError(
         f"{uri}: the {holder} has no {kind} {given!r}; it has {names}: set {setting} to one of them."

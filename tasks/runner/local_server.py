@@ -28,8 +28,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Union
 
 import httpx
@@ -82,7 +82,7 @@ def ensure_local_server(say=None) -> Union[str, None]:
         return url
     with _lock():
         url = local_server_url()  # another run may have started it meanwhile
-        return url or _start(say or (lambda text: print(text, file=sys.stderr)))
+        return url or _start(say or (lambda text: print(text, file=sys.stderr)))["api_url"]
 
 
 @contextlib.contextmanager
@@ -169,7 +169,8 @@ def _keep_runner(server_pid: Union[int, None]) -> None:
     _runner_record().write_text(json.dumps({"pid": process.pid}))
 
 
-def _start(say) -> str:
+def _start(say) -> dict:
+    """Start the kept server, record it and say so; its record (`api_url`, `pid`)."""
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     prefect_home = home() / "prefect"
@@ -191,14 +192,15 @@ def _start(say) -> str:
             process.kill()
             raise RuntimeError(f"the local Prefect server did not start; see {home() / 'prefect-server.log'}")
         time.sleep(0.2)
-    _record().write_text(json.dumps({"api_url": api_url, "pid": process.pid}))
+    record = {"api_url": api_url, "pid": process.pid}
+    _record().write_text(json.dumps(record))
     warm = "" if warm_disabled() else ", with a warm runner that starts them in about a second"
     say(
         f"distilflow started a local Prefect server at {api_url.removesuffix('/api')} (pid {process.pid}; "
         f"its UI shows your runs) and keeps it for later runs{warm}. Stop it with `distilflow-server stop`; "
         "DISTILFLOW_LOCAL_SERVER=0 runs each flow on a temporary server instead."
     )
-    return api_url
+    return record
 
 
 def _healthy(api_url: str) -> bool:
@@ -259,9 +261,7 @@ def main(argv: Union[list[str], None] = None) -> int:
             return 1
     elif action != "status":
         with _lock():
-            if _running_server() is None:
-                _start(print)
-            _keep_runner(_server_record()["pid"])
+            _keep_runner((_running_server() or _start(print))["pid"])
         if not warm_disabled() and not _runner_ready():
             return 1
     url = local_server_url()

@@ -36,7 +36,7 @@ class CallWorker:
     def __init__(self, libpath: str, check_is_dangerous: bool) -> None:
         self.libpath, self.check_is_dangerous = libpath, check_is_dangerous
         self._process: Union[subprocess.Popen, None] = None
-        self._answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._answers: Union[queue.SimpleQueue, None] = None  # the running worker's answer lines
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -80,19 +80,24 @@ class CallWorker:
         answers: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=_read_answers, args=(process.stdout, answers), daemon=True,
                          name="apigen-call-worker").start()
-        try:
-            ready = json.loads(answers.get(timeout=IMPORT_TIMEOUT) or '{"error": "its worker process ended"}')
-        except queue.Empty:
-            ready = {"error": f"importing it took more than {IMPORT_TIMEOUT:g} seconds"}
-        if "error" in ready:
+        problem = self._not_ready(answers)
+        if problem is not None:
             process.kill()
             process.wait()
-            message = ready["error"]
-            if not message.startswith("APIGenExecutionChecker"):
-                message = f"APIGenExecutionChecker: the function library {self.libpath} could not be used: {message}."
-            raise DistilflowUserError(message)
+            raise DistilflowUserError(problem)
         self._process, self._answers = process, answers
         return process
+
+    def _not_ready(self, answers: queue.SimpleQueue) -> Union[str, None]:
+        """None once the worker says it imported the library; else why it cannot be used."""
+        try:
+            line = answers.get(timeout=IMPORT_TIMEOUT)
+            why = "its worker process ended" if line is None else None
+        except queue.Empty:
+            why = f"importing it took more than {IMPORT_TIMEOUT:g} seconds"
+        if why is not None:
+            return f"APIGenExecutionChecker: the function library {self.libpath} could not be used: {why}."
+        return json.loads(line).get("error")  # the library's own refusal, worded by FunctionLibrary
 
     def _stop(self, late: bool = False) -> Union[int, None]:
         """End the worker (a late one at once) and say how it ended."""

@@ -16,6 +16,7 @@ from distilflow.tasks.typing import ChatType, StepColumns
 
 __all__ = ["FormatChatGenerationSFT", "FormatTextGenerationSFT"]
 
+
 class _FormatSFT(Step):
     """What both SFT formats share: the conversation ends with the generation as the answer."""
 
