@@ -53,11 +53,16 @@ class ModelSettings(BaseModel):
     )
     timeout: float = Field(default=120.0, gt=0, le=3600, description="Seconds before a request is abandoned and retried.")
     max_retries: int = Field(default=6, ge=0, le=50, description="Retries of a request after a transient failure.")
+    max_outage_seconds: float = Field(
+        default=300.0, gt=0, le=86400,
+        description="While the server cannot be reached at all, requests wait for it; after this long without an "
+        "answer the run stops (exit 4), keeping every answer.",
+    )
 
     def client_settings(self) -> dict[str, Any]:
         """How the client behaves towards the server (not what it asks): for the client's constructor."""
         return {"max_concurrent_requests": self.max_concurrent_requests, "timeout": self.timeout,
-                "max_retries": self.max_retries}
+                "max_retries": self.max_retries, "max_outage_seconds": self.max_outage_seconds}
 
 
 
@@ -98,6 +103,24 @@ def model_endpoint(settings: ModelSettings, logger: Any) -> Iterator[dict[str, A
     if settings.provider == "openai" or (settings.provider == "auto" and (base_url or key)):
         yield {"model": settings.model, "base_url": base_url, **({"api_key": SecretStr(key)} if key else {})}
         return
+    with _simulator(logger) as sim:
+        yield {"model": SIMULATED_MODEL, "base_url": sim.base_url}
+
+
+# A flow with two models (a generator and a judge) asks for a simulator twice: one serves both,
+# and the run says so once.
+_simulators: list[Any] = []
+
+
+@contextlib.contextmanager
+def _simulator(logger: Any) -> Iterator[Any]:
+    if _simulators:
+        _simulators.append(_simulators[0])
+        try:
+            yield _simulators[0]
+        finally:
+            _simulators.pop()
+        return
     from distilflow.tasks.simulator import Simulator
 
     with Simulator() as sim:
@@ -105,7 +128,11 @@ def model_endpoint(settings: ModelSettings, logger: Any) -> Iterator[dict[str, A
             "No OPENAI_API_KEY or OPENAI_BASE_URL set: answers come from the distilflow simulator at %s "
             "(deterministic text, not a real model). Set them to use a real server.", sim.base_url,
         )
-        yield {"model": SIMULATED_MODEL, "base_url": sim.base_url}
+        _simulators.append(sim)
+        try:
+            yield sim
+        finally:
+            _simulators.pop()
 
 
 def flow_body(body: Callable[[Any, Any], Any], params: BaseModel) -> Any:

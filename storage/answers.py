@@ -151,6 +151,33 @@ class AnswerStore:
                         done.set_exception(error)
 
 
+def _private_dirs(path: str) -> None:
+    """Make `path` and any missing parent, each 0700: answers hold prompts and outputs, this user's only."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            os.mkdir(directory, 0o700)
+
+
+_creating = threading.Lock()
+
+
+def _create_private(path: str) -> None:
+    """Create the database file 0600 before SQLite opens it (its -wal and -shm files take its mode).
+
+    Only while it does not exist: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, so opening and closing it beside a live connection would break SQLite's
+    locking ("disk I/O error").
+    """
+    if os.path.exists(path):
+        return
+    with _creating, contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 class _Sqlite:
     """Answers in one local SQLite database (WAL): indexed lookups, grouped commits."""
 
@@ -165,7 +192,8 @@ class _Sqlite:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             with storage_errors(self.path, "write"):
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                _private_dirs(os.path.dirname(self.path))
+                _create_private(self.path)
                 connection = sqlite3.connect(self.path, timeout=_TIMEOUT, isolation_level=None)
                 try:
                     _set_up(connection)
@@ -383,3 +411,23 @@ def _is_missing_object(error: BaseException) -> bool:
         and _s3_error_code(error) in (None, "NoSuchKey", "404")
         and "bucket does not exist" not in str(error).lower()
     )
+
+
+def flush_all(timeout: float) -> bool:
+    """Wait, at most `timeout` seconds, until every answer on its way to a store is stored.
+
+    For a run that ends abruptly (a signal, a lost Prefect API): a batch that stops hands its
+    answers to the store within `distilflow.tasks.answers.FLUSH_SECONDS`, and the writer thread,
+    a daemon, would not outlive the process. False if answers were still waiting at the timeout.
+    """
+    from distilflow.tasks.answers import FLUSH_SECONDS
+
+    deadline = time.monotonic() + timeout
+    time.sleep(2 * FLUSH_SECONDS)  # the batches' last answers reach their stores' queues
+    while time.monotonic() < deadline:
+        with _stores_lock:
+            waiting = sum(store.backlog for store in _stores.values())
+        if not waiting:
+            return True
+        time.sleep(0.01)
+    return False

@@ -10,6 +10,7 @@ so requests from many threads share this loop's pool and its concurrency limits.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -19,6 +20,8 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+# what run_sync callers are waiting for, so a stopping run can cancel them all (`cancel_all`)
+_running: set[concurrent.futures.Future] = set()
 
 
 def _shared_loop() -> asyncio.AbstractEventLoop:
@@ -42,11 +45,31 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             "await the async method (e.g. `agenerate`) instead."
         )
     future = asyncio.run_coroutine_threadsafe(coro, loop)
+    with _lock:
+        _running.add(future)
     try:
         return future.result()
     except BaseException:
         future.cancel()
         raise
+    finally:
+        with _lock:
+            _running.discard(future)
+
+
+def cancel_all() -> int:
+    """Cancel every call waiting in `run_sync` (their callers get CancelledError); how many.
+
+    A run that stops (SIGINT, SIGTERM, its scheduler failing) calls this: Prefect's task runner
+    waits for every running batch before the process can end, and a batch waiting out a model
+    server's outage would hold that for minutes. Answers received are kept: a cancelled batch
+    stores what it has before it ends (see `distilflow.tasks.answers`).
+    """
+    with _lock:
+        waiting = list(_running)
+    for future in waiting:
+        future.cancel()
+    return len(waiting)
 
 
 class PerLoop:

@@ -18,6 +18,7 @@ __all__ = [
     "DistilflowUserError",
     "InvalidSettingsError",
     "ModelConfigurationError",
+    "ModelServerUnavailableError",
     "ModelRequestError",
 ]
 
@@ -110,6 +111,11 @@ class ModelConfigurationError(ModelRequestError, DistilflowUserError):
 
     No request can succeed until then, so the run stops at once; its message names the fix.
     """
+
+
+class ModelServerUnavailableError(ModelConfigurationError):
+    """The model server did not answer for `max_outage_seconds`: the run stops (as on a configuration
+    error) with every answer it received kept; running again once the server is back sends the rest."""
 
 
 def model_request_error(message: str, *, status_code: int | None = None, **details: Any) -> ModelRequestError:

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from distilflow.flows.apigen import APIGenParams, apigen
@@ -186,10 +187,8 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     status = [sys.executable, "-m", "distilflow.flows.local_server", "status"]
     try:
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-        deadline = time.monotonic() + 120  # the warm runner started with the server: wait until it listens
-        while "warm runner: ready" not in subprocess.run(status, env=env, capture_output=True, text=True).stdout:
-            assert time.monotonic() < deadline, "the warm runner did not get ready"
-            time.sleep(0.5)
+        # the kept server is up; no warm runner unless asked for (DISTILFLOW_WARM=1)
+        after_first = subprocess.run(status, env=env, capture_output=True, text=True, timeout=60).stdout
         again = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         again.stdout, again.stderr = again.communicate(timeout=240)
     finally:
@@ -200,10 +199,9 @@ def test_python_flows_text_generation_runs_as_a_user_would(tmp_path):
     assert "distilflow started a local Prefect server at http://127.0.0.1:" in done.stderr
     assert again.returncode == 0 and "started a local Prefect server" not in again.stderr
     assert "(3/3 batches from cache)" in again.stdout
-    # the second run was the warm runner's (imports done), as `python flows/x.py` still
-    runner_log = (tmp_path / "distilflow-home" / "warm-runner.log").read_text()
-    assert f"running {ROOT / 'flows' / 'text_generation.py'} for pid {again.pid}" in runner_log
-    assert "with a warm runner that starts them in about a second" in done.stderr
+    assert "http://127.0.0.1:" in after_first and "warm runner: not running" in after_first
+    assert not (tmp_path / "distilflow-home" / "warm-runner.log").exists()  # every run ran in its own process
+    assert "warm runner" not in done.stderr
     assert stopped.stdout.strip() == "stopped"
     output = tmp_path / "output" / "text_generation.jsonl"
     assert f"Wrote 5 rows to {output}" in done.stdout
@@ -331,3 +329,26 @@ def test_apigen_flow_refuses_a_missing_function_library_before_any_request(tmp_p
     state = apigen(params, return_state=True)
     assert state.is_failed() and "is neither a .py file nor a folder" in state.message
     assert simulator.stats()["requests"] == before and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_flow_with_two_models_and_no_key_gets_one_simulator_and_one_warning(monkeypatch):
+    from distilflow.flows._common import ModelSettings, model_endpoint
+
+    class Logger:
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, message, *args):
+            self.warnings.append(message % args)
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    logger = Logger()
+    settings = ModelSettings(provider="simulator")
+    with model_endpoint(settings, logger) as generator, model_endpoint(settings, logger) as judge:
+        assert generator["base_url"] == judge["base_url"]
+        assert httpx.get(f"{judge['base_url']}/models").status_code == 200
+    assert len(logger.warnings) == 1 and generator["base_url"] in logger.warnings[0]
+    with model_endpoint(settings, logger):  # the next run starts a simulator of its own, and says so
+        pass
+    assert len(logger.warnings) == 2

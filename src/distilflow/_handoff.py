@@ -50,8 +50,15 @@ def socket_path() -> str:
 
 
 def warm_disabled() -> bool:
+    """DISTILFLOW_WARM=0: no script is handed to a runner, even one that is up."""
     # Linux: the runner waits on its scripts through pidfds
-    return os.environ.get("DISTILFLOW_WARM", "1").lower() in ("0", "false", "no") or not hasattr(os, "pidfd_open")
+    return os.environ.get("DISTILFLOW_WARM", "").lower() in ("0", "false", "no") or not hasattr(os, "pidfd_open")
+
+
+def warm_opted_in() -> bool:
+    """DISTILFLOW_WARM=1: runs start the warm runner themselves. Off by default: a handed-over
+    script is not quite a `python x.py` (see the README), so only those who asked get one."""
+    return not warm_disabled() and os.environ.get("DISTILFLOW_WARM", "").lower() in ("1", "true", "yes")
 
 
 def hand_off_if_warm() -> None:

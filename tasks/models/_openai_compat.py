@@ -29,7 +29,10 @@ from distilflow.tasks._state import fresh_private_state
 from distilflow.tasks.models._concurrency import AdaptiveLimit
 from distilflow.tasks.models._rate_limits import RateLimits
 from distilflow.tasks.typing import RUNTIME_PARAMETER
-from distilflow.tasks.errors import DistilflowUserError, ModelRequestError, model_request_error
+from distilflow.tasks.errors import (
+    DistilflowUserError, ModelConfigurationError, ModelRequestError, ModelServerUnavailableError,
+    model_request_error,
+)
 
 if TYPE_CHECKING:
     import openai
@@ -52,7 +55,7 @@ class OpenAICompatible(BaseModel):
     # host, port or gateway keeps its cached answers. `model_revision` says when it is not.
     transport_fields: ClassVar[frozenset[str]] = frozenset({
         "api_key", "base_url", "timeout", "max_retries", "retry_backoff", "retry_max_delay",
-        "max_concurrent_requests", "min_concurrent_requests", "default_headers",
+        "max_concurrent_requests", "min_concurrent_requests", "default_headers", "max_outage_seconds",
         "use_offline_batch_generation", "offline_batch_generation_block_until_done", "jobs_ids",
     })
 
@@ -75,6 +78,11 @@ class OpenAICompatible(BaseModel):
     max_retries: Annotated[NonNegativeInt, RUNTIME_PARAMETER] = Field(
         default=6, description="Retries of a transient failure per request."
     )
+    max_outage_seconds: Annotated[PositiveFloat, RUNTIME_PARAMETER] = Field(
+        default=300.0,
+        description="While no request gets through to the server (connections refused or reset), requests wait "
+        "for it instead of spending their retries; after this long without an answer the run stops.",
+    )
     retry_backoff: PositiveFloat = Field(default=0.5, description="First retry delay, doubled each time.")
     retry_max_delay: PositiveFloat = Field(default=30.0, description="Longest wait between retries.")
 
@@ -85,6 +93,15 @@ class OpenAICompatible(BaseModel):
         default=1, description="The adaptive request limit never goes below this, however many 429s."
     )
 
+    # Whether this client ever got an answer from its server, and since when it has been refused
+    # without one: a refused port at the start of a run is a wrong URL, named in seconds.
+    _answered: bool = PrivateAttr(default=False)
+    _refused_since: Optional[float] = PrivateAttr(default=None)
+    # An outage: no request got through since `_outage_since`; `_waiting` requests wait it out.
+    _last_answer: float = PrivateAttr(default_factory=time.monotonic)
+    _outage_since: Optional[float] = PrivateAttr(default=None)
+    _outage_said: float = PrivateAttr(default=0.0)
+    _waiting: int = PrivateAttr(default=0)
     _clients: PerLoop = PrivateAttr(default_factory=PerLoop)
     _limits_adaptive: PerLoop = PrivateAttr(default_factory=PerLoop)
     _rate_limits: PerLoop = PrivateAttr(default_factory=PerLoop)
@@ -189,6 +206,7 @@ class OpenAICompatible(BaseModel):
         budget = self.rate_limits()
         while True:
             await limit.acquire()
+            tried = time.monotonic()
             try:
                 await budget.take(tokens)  # holding the slot: while the budget is spent it is idle anyway
                 result = await request()
@@ -203,17 +221,79 @@ class OpenAICompatible(BaseModel):
                 if status in (429, 503):  # the server says it has too much: ask less of it
                     limit.overloaded(retry_after)
                 transient = status is None or _is_transient_status(status)
-                if not transient or attempt >= self.max_retries:
+                outage = False
+                if status is None:
+                    self._check_listening(e)
+                    # no request at all got through while this one tried: the server is down, so
+                    # this does not spend a retry of its own; the outage's length is what counts
+                    outage = _unreachable(e) and self._last_answer <= tried
+                if outage:
+                    self._in_outage(e)
+                elif not transient or attempt >= self.max_retries:
                     raise self._request_error(what, e, status, transient) from e
                 delay = self._backoff(attempt) if retry_after is None else retry_after
+                if outage:
+                    delay = min(delay, OUTAGE_RETRY_SECONDS)  # find out soon when it is back
             else:
                 limit.succeeded()
+                self._answered, self._refused_since = True, None
+                self._last_answer = time.monotonic()
+                if self._outage_since is not None:
+                    _log.warning("%s answers again.", self.resolved_base_url())
+                    self._outage_since = None
                 return result
             finally:
                 limit.release()
-            attempt += 1
+            if not outage:
+                attempt += 1
             _log.debug("%s: transient failure, retry %d in %.2fs", what, attempt, delay)
-            await asyncio.sleep(min(delay, self.retry_max_delay))
+            self._waiting += 1
+            try:
+                await asyncio.sleep(min(delay, self.retry_max_delay))
+            finally:
+                self._waiting -= 1
+
+    def _in_outage(self, error: Exception) -> None:
+        """Say what an outage is doing every OUTAGE_LOG_SECONDS; end it as a failure past max_outage_seconds."""
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since, self._outage_said = now, 0.0
+        down = now - self._outage_since
+        url, cause = self.resolved_base_url(), _transport_cause(error)
+        if down >= self.max_outage_seconds:
+            raise ModelServerUnavailableError(
+                f"the model server at {url} has not answered for {down:.0f} s ({cause}), more than "
+                f"max_outage_seconds={self.max_outage_seconds:g} (--model.max-outage-seconds in the flows). The run "
+                "stopped; every answer it received is kept in the answer cache: run the same command again once "
+                "the server is back, and it sends only the requests not answered yet.",
+                transient=False,
+            ) from error
+        if now - self._outage_said >= OUTAGE_LOG_SECONDS:
+            self._outage_said = now
+            since = f" for {down:.0f} s" if down >= 1 else ""
+            _log.warning(
+                "the model server at %s does not answer (%s)%s; %d requests wait for it. Retrying every few "
+                "seconds; the run stops if no answer comes for another %.0f s (max_outage_seconds).",
+                url, cause, since, self._waiting + 1, self.max_outage_seconds - down,
+            )
+
+    def _check_listening(self, error: Exception) -> None:
+        """Raise ModelConfigurationError once the server, never reached by this client, has refused
+        connections for REFUSED_AT_START_SECONDS: nothing listens at the URL (or its name does not
+        resolve). A server restarting mid-run is waited for as any transient failure."""
+        if self._answered or _refused_connection(error) is None:
+            return
+        now = time.monotonic()
+        if self._refused_since is None:
+            self._refused_since = now
+        elif now - self._refused_since >= REFUSED_AT_START_SECONDS:
+            url = self.resolved_base_url()
+            raise ModelConfigurationError(
+                f"nothing is listening at {url} ({_refused_connection(error)} for {now - self._refused_since:.0f} s, "
+                f"and no answer yet): check the base URL (base_url=, {self.base_url_env}; --model.base-url in the "
+                "flows), or start the server first.",
+                transient=False,
+            ) from error
 
     def rate_limits(self) -> RateLimits:
         """This loop's view of the server's per-minute budgets, from its x-ratelimit-* headers."""
@@ -232,7 +312,7 @@ class OpenAICompatible(BaseModel):
     def _request_error(self, what: str, error: Exception, status: int | None, transient: bool) -> ModelRequestError:
         where = self.resolved_base_url()
         if status is None:
-            reason = f"{type(error).__name__}: {_server_message(error)}"
+            reason = f"{type(error).__name__}: {_transport_cause(error)}"
             retried = f" after {self.max_retries} retries"
             return ModelRequestError(f"{what} to {where} failed{retried}: {reason}", transient=True, server_message=reason)
         retried = f" after {self.max_retries} retries" if transient else ""
@@ -244,6 +324,53 @@ class OpenAICompatible(BaseModel):
             code=_server_code(error),
             server_message=said,
         )
+
+
+#: How long a server that never answered this client may refuse connections before the run stops.
+REFUSED_AT_START_SECONDS = 5.0
+#: During an outage, requests try again at least this often, and the log says so this often.
+OUTAGE_RETRY_SECONDS = 5.0
+OUTAGE_LOG_SECONDS = 25.0
+
+
+def _causes(error: BaseException):
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _refused_connection(error: BaseException) -> Optional[str]:
+    """"connection refused" or "unknown host" when that is what the transport ran into, else None."""
+    import socket
+
+    for cause in _causes(error):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return f"unknown host ({cause})"
+    return None
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Whether the server could not be reached at all (refused, reset, unknown host), not merely slow."""
+    import socket
+
+    return any(
+        isinstance(cause, (ConnectionRefusedError, ConnectionResetError, socket.gaierror))
+        or type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ConnectError")
+        for cause in _causes(error)
+    )
+
+
+def _transport_cause(error: BaseException) -> str:
+    """What went wrong underneath: the SDK's aiohttp transport reports a refused port as a timeout."""
+    refused = _refused_connection(error)
+    if refused is not None:
+        return refused
+    deepest = list(_causes(error))[-1]
+    return _server_message(error) if deepest is error else f"{_server_message(error)} ({deepest})"
 
 
 def _fix_for(status: int) -> str:

@@ -17,10 +17,14 @@ from typing import Any, Literal, NoReturn, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError
 
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.tasks.errors import DistilflowUserError, ModelServerUnavailableError
 from distilflow.tasks.runner.options import RunOptions
+from distilflow.tasks.runner.stopping import EXIT_LOST_SERVER, EXIT_SIGINT, EXIT_SIGTERM, supervised
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_COMPLETE", "EXIT_FAILED", "EXIT_FAILED_ROWS", "RunSettings", "cli", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT", "EXIT_COMPLETE", "EXIT_FAILED", "EXIT_FAILED_ROWS", "EXIT_LOST_SERVER", "EXIT_SIGINT",
+    "EXIT_SIGTERM", "RunSettings", "cli", "main",
+]
 
 
 class RunSettings(BaseModel):
@@ -86,10 +90,12 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
 
     0: the dataset is complete (fallback rows included); 3: it was written, but some rows failed
     (their errors are in the rows; running again retries only them); 2: bad input or
-    configuration, with one line naming the fix; 1: the run failed and wrote nothing. A run that
-    did not complete ends with its reason as the last line on stderr.
+    configuration, with one line naming the fix; 1: the run failed and wrote nothing; 4: a server
+    the run needs (the Prefect API, the model server) went away, every answer received is kept;
+    130/143: Ctrl-C / SIGTERM ended it, answers kept. A run that did not complete ends with its
+    reason as the last line on stderr.
     """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 
     from distilflow.tasks.runner.local_server import keep_warm_runner, prefect_api_for_a_run
     from distilflow.tasks.runner import FAILED_ROWS_STATE_NAME
@@ -102,7 +108,8 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     # Heartbeats tell a worker's server that a run still lives; a run started here ends with this
     # process, and their thread costs a second at exit (it sleeps in one-second steps).
     with prefect_api_for_a_run({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}) as url:
-        state = run_flow(params, return_state=True)
+        with supervised(PREFECT_API_URL.value()):  # SIGTERM ends it as Ctrl-C does; a lost API is named
+            state = run_flow(params, return_state=True)
     if url:
         keep_warm_runner()  # for the next run; started now, its imports do not slow this one
     if state.is_completed():
@@ -115,6 +122,8 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     except Exception:  # noqa: BLE001 - a result that cannot be read: not a user error
         error = None
     print(f"error: {state.message}", file=sys.stderr)
+    if isinstance(error, ModelServerUnavailableError):
+        sys.exit(EXIT_LOST_SERVER)
     sys.exit(EXIT_BAD_INPUT if isinstance(error, DistilflowUserError) else EXIT_FAILED)
 
 

@@ -34,6 +34,7 @@ from distilflow.tasks.runner.progress import RunReporter, _flow_name
 from distilflow.tasks.runner.report import StepSummary
 from distilflow.tasks.runner.result import RunResult
 from distilflow.tasks.runner.step_batch import step_task_for
+from distilflow.tasks.runner.stopping import stopping_cancels_requests
 
 __all__ = ["PipelineOutput", "run_pipeline", "run_pipeline_as_flow"]
 
@@ -152,7 +153,7 @@ class _Scheduler:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        with contextlib.ExitStack() as stack:
+        with contextlib.ExitStack() as stack, stopping_cancels_requests():
             for pace in self.paces.values():
                 stack.enter_context(pace)
             while True:

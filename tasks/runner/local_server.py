@@ -6,14 +6,15 @@ history and UI gone with it. Instead the first run starts a server on loopback, 
 leaves it running for later runs (and for you: its UI shows every run). Its database and log
 are under `$DISTILFLOW_HOME` (default `~/.distilflow`).
 
-Next to it runs the warm runner (`distilflow.tasks.runner.warm_runner`): a process with
-Prefect, openai and distilflow imported, which later `python flows/<name>.py` runs hand
-themselves to, skipping about two seconds of imports. Its log is `warm-runner.log` there.
+Next to it, for those who opt in (DISTILFLOW_WARM=1, or `distilflow-server warm`), can run the
+warm runner (`distilflow.tasks.runner.warm_runner`): a process with Prefect, openai and
+distilflow imported, which later `python flows/<name>.py` runs hand themselves to, skipping about
+two seconds of imports. Its log is `warm-runner.log` there.
 
     distilflow-server status | start | stop | restart | warm   (or `python -m distilflow.flows.local_server ...`)
 
 `DISTILFLOW_LOCAL_SERVER=0` turns this off: each run then gets Prefect's temporary server.
-`DISTILFLOW_WARM=0` keeps the server but not the runner (each run imports everything itself).
+`DISTILFLOW_WARM=0` hands no script to a runner, even one that is up.
 A PREFECT_API_URL you set (or a Prefect profile's) always wins.
 """
 
@@ -34,7 +35,7 @@ from typing import Any, Union
 
 import httpx
 
-from distilflow._handoff import environment_at_start, home_dir, runner_answers, warm_disabled
+from distilflow._handoff import environment_at_start, home_dir, runner_answers, warm_disabled, warm_opted_in
 from distilflow.tasks.runner.warm_runner import process_alive, runner_env
 
 __all__ = ["ensure_local_server", "keep_warm_runner", "local_server_url", "stop_local_server"]
@@ -106,8 +107,9 @@ def prefect_api_for_a_run(more_settings: Union[dict[Any, Any], None] = None) -> 
 def keep_warm_runner() -> None:
     """Start the warm runner next to the kept server, unless it is up, starting, or turned off.
 
-    Runs call this when they are done, so its imports do not compete with theirs for the CPU."""
-    if warm_disabled() or runner_answers():
+    Runs call this when they are done, so its imports do not compete with theirs for the CPU; only
+    with DISTILFLOW_WARM=1 (`distilflow-server warm` starts one by hand)."""
+    if not warm_opted_in() or runner_answers():
         return
     with _lock():
         record = _running_server()
@@ -194,7 +196,7 @@ def _start(say) -> dict:
         time.sleep(0.2)
     record = {"api_url": api_url, "pid": process.pid}
     _record().write_text(json.dumps(record))
-    warm = "" if warm_disabled() else ", with a warm runner that starts them in about a second"
+    warm = ", with a warm runner that starts them in about a second" if warm_opted_in() else ""
     say(
         f"distilflow started a local Prefect server at {api_url.removesuffix('/api')} (pid {process.pid}; "
         f"its UI shows your runs) and keeps it for later runs{warm}. Stop it with `distilflow-server stop`; "
@@ -261,8 +263,10 @@ def main(argv: Union[list[str], None] = None) -> int:
             return 1
     elif action != "status":
         with _lock():
-            _keep_runner((_running_server() or _start(print))["pid"])
-        if not warm_disabled() and not _runner_ready():
+            record = _running_server() or _start(print)
+            if warm_opted_in():
+                _keep_runner(record["pid"])
+        if warm_opted_in() and not _runner_ready():
             return 1
     url = local_server_url()
     print(url.removesuffix("/api") if url else "local Prefect server: not running")

@@ -36,6 +36,7 @@ from distilflow.tasks.runner.pace import Pace
 from distilflow.tasks.runner.progress import RunReporter
 from distilflow.tasks.runner.report import StepSummary, clip, failure_message
 from distilflow.tasks.runner.result import RunResult
+from distilflow.tasks.runner.stopping import stopping_cancels_requests
 
 __all__ = ["RunResult", "run_tasks"]
 
@@ -208,7 +209,7 @@ class _Run:
         next_index = [0] * len(steps)
         first = {"batches": 0, "rows": 0}  # the first step's batches in flight, and their rows
 
-        with Pace(_request_slots(steps[0]), wake=lambda: events.put(None)) as pace:
+        with Pace(_request_slots(steps[0]), wake=lambda: events.put(None)) as pace, stopping_cancels_requests():
 
             def submit(k: int, i: int, rows: list[dict[str, Any]]) -> None:
                 label = self.label(k, i)

@@ -48,6 +48,10 @@ class RunReporter:
             )
             self._bar.start()
             self._bar_task = self._bar.add_task(" -> ".join(s.step for s in self.summaries), total=self.total)
+        if self.in_flow:
+            from distilflow.tasks.runner.flow_run_records import record_current_flow_run
+
+            record_current_flow_run()  # so that it is marked Crashed if this process dies
         if self.in_flow and self.options.artifacts:
             from prefect.artifacts import create_progress_artifact
 
