@@ -145,32 +145,22 @@ def _read(path: Path) -> Union[dict[str, Any], None]:
 
 def _alive(record: dict[str, Any]) -> bool:
     """Whether the recorded process still runs (and is the same one, not a new one with its pid)."""
-    pid = record["pid"]
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    from distilflow.tasks.runner.warm_runner import process_alive
+
+    if not process_alive(record["pid"]):
         return False
-    except PermissionError:
-        return True
-    started = _process_start(pid)
-    if started == _ZOMBIE:
-        return False
+    started = _process_start(record["pid"])
     return started is None or record.get("started") is None or started == record["started"]
-
-
-_ZOMBIE = -1
 
 
 def _process_start(pid: int) -> Union[int, None]:
     """When process `pid` started, in clock ticks since boot (Linux), to tell a reused pid apart;
-    _ZOMBIE for a process that has ended but not been reaped, None where /proc cannot say."""
+    None where /proc cannot say."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except OSError:
+            return int(handle.read().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
         return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return _ZOMBIE if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def _private_folder(path: Path) -> None:
