@@ -223,8 +223,6 @@ def run_whole_process(mode: str, args, env: dict, base_url: str, work: Path) -> 
         }
     results = {}
     for label, command in runs.items():  # noqa: B007
-        if label != next(iter(runs)) and mode == "cli":
-            wait_for_warm_runner(user_env)  # as a user's later runs find it
         before = requests_so_far(base_url)
         logs = work / "cli-output.log"
         started = time.perf_counter()
@@ -235,9 +233,6 @@ def run_whole_process(mode: str, args, env: dict, base_url: str, work: Path) -> 
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"{label} failed:\n{logs.read_text()[-3000:]}")
         out = work / ("bare-cli.jsonl" if mode == "bare-cli" else "cli.jsonl")
-        runner_log = Path(user_env["DISTILFLOW_HOME"]) / "warm-runner.log"
-        if runner_log.exists() and f"for pid {process.pid}\n" in runner_log.read_text():
-            label += " [warm runner]"  # its cpu and peak memory are the waiting caller's, not the run's
         results[label] = {"rows_out": sum(1 for _ in open(out)), "wall_s": wall, "requests": requests_so_far(base_url) - before,
                           "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
     if mode == "cli":
@@ -247,10 +242,9 @@ def run_whole_process(mode: str, args, env: dict, base_url: str, work: Path) -> 
 
 def run_start_times(args, env: dict, base_url: str, work: Path, repeats: int = 3) -> dict[str, dict]:
     """`start`: one row through `python flows/text_generation.py`, whole process, as a user meets it:
-    the first run ever (it starts the kept Prefect server and the warm runner), runs with the server
-    up but no warm runner (DISTILFLOW_WARM=0: every import paid), runs handed to the warm runner,
-    the same answered from the cache, and a run after `distilflow-server stop` (the server must
-    start again). Each figure is the median of `repeats` runs."""
+    the first run ever (it starts the kept Prefect server), runs with the server up, the same
+    answered from the cache, and a run after `distilflow-server stop` (the server must start
+    again). Each figure is the median of `repeats` runs."""
     import statistics
 
     source = work / "one-row.jsonl"
@@ -280,12 +274,10 @@ def run_start_times(args, env: dict, base_url: str, work: Path, repeats: int = 3
                 "wall_s": statistics.median(walls), "cpu_s": float("nan"), "peak_rss_mib": float("nan")}
 
     fresh = [f"start-{i}" for i in range(repeats)]
-    results = {"one row, first run ever (starts the server and runner)": timed("first", ["start-first"])}
-    wait_for_warm_runner(user_env)
+    results = {"one row, first run ever (starts the server)": timed("first", ["start-first"])}
     try:
-        results["one row, server up, DISTILFLOW_WARM=0"] = timed("cold", [f"{n}-cold" for n in fresh], DISTILFLOW_WARM="0")
-        results["one row, server and warm runner up"] = timed("warm", [f"{n}-warm" for n in fresh])
-        results["  the same, all cached"] = timed("cached", [fresh[0] + "-warm"] * repeats)
+        results["one row, server up"] = timed("up", fresh)
+        results["  the same, all cached"] = timed("cached", [fresh[0]] * repeats)
         results["one row, server stopped (starts again)"] = timed("stopped", [f"{n}-stopped" for n in fresh], stop_first=True)
     finally:
         subprocess.run([*server, "stop"], env=user_env, capture_output=True)
@@ -299,16 +291,6 @@ def as_a_user(env: dict, base_url: str, prefect_home: Path, distilflow_home: Pat
     user_env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", PREFECT_HOME=str(prefect_home),
                     DISTILFLOW_HOME=str(distilflow_home))
     return user_env
-
-
-def wait_for_warm_runner(user_env: dict) -> None:
-    """The first run starts the warm runner when it is done; it answers a few seconds later."""
-    command = [sys.executable, "-m", "distilflow.flows.local_server", "status"]
-    deadline = time.monotonic() + 120
-    while "warm runner: ready" not in subprocess.run(command, env=user_env, capture_output=True, text=True).stdout:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the warm runner did not get ready")
-        time.sleep(0.5)
 
 
 def requests_so_far(base_url: str) -> int:
@@ -329,8 +311,8 @@ def main() -> None:
                         "defaults: flows/text_generation.py at its defaults; distilabel: its pipeline at its defaults; "
                         "cli: `python flows/text_generation.py` as a user runs it, whole process, starting its own "
                         "Prefect server, then again (every answer cached); bare-cli: a bare-client script, whole process; "
-                        "start: one row through the CLI, whole process: first run ever, server up without and with "
-                        "the warm runner, cached, and after the server was stopped (medians of 3)")
+                        "start: one row through the CLI, whole process: first run ever, server up, cached, "
+                        "and after the server was stopped (medians of 3)")
     parser.add_argument("--rate-limit", type=float, default=0.0, help="also run distilflow with this share of 429s")
     parser.add_argument("--stragglers", type=float, default=0.0,
                         help="share of answers that take --straggler-latency seconds (real APIs: the slowest 1%% take many times the median)")

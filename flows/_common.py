@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -166,7 +166,11 @@ def project_path(uri: str) -> str:
     return str(ROOT / uri)
 
 
-def load_rows(uri: str, limit: Union[int, None] = None) -> list[dict[str, Any]]:
+def load_rows(
+    uri: str, limit: Union[int, None] = None, needs: Sequence[str] = (), fix: Union[str, None] = None,
+) -> list[dict[str, Any]]:
+    """The first `limit` rows of `uri`, each with the columns the flow `needs`, or an error naming
+    the row and `fix` (a flow's flags that fix it; `{column}` is the row's first column)."""
     uri = project_path(uri)
     check_readable(uri)
     rows = []
@@ -178,6 +182,14 @@ def load_rows(uri: str, limit: Union[int, None] = None) -> list[dict[str, Any]]:
         raise DistilflowUserError(
             f"{uri} has no rows; nothing to generate. Add rows to it, or point `input` (--input) at another dataset."
         )
+    for index, row in enumerate(rows):
+        missing = [column for column in needs if column not in row]
+        if missing:
+            columns = sorted(row)
+            how = fix.format(column=columns[0]) if fix and columns else f"Rename the column(s) in {uri}."
+            raise DistilflowUserError(
+                f"{uri}: row {index} has no column(s) {missing}, only {columns}. {how}"
+            )
     return rows
 
 

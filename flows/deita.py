@@ -79,7 +79,7 @@ def deita(params: DeitaParams = DeitaParams()):  # noqa: B008 - Prefect shows th
 
 
 def _deita(params: DeitaParams, logger):
-    rows = load_rows(params.input, params.limit)
+    rows = load_rows(params.input, params.limit, needs=["instruction"])
     with contextlib.ExitStack() as stack:
         evolver = stack.enter_context(model_endpoint(params.evolver, logger))
         scorer = stack.enter_context(model_endpoint(params.scorer, logger))

@@ -93,7 +93,7 @@ def image_generation(params: ImageGenerationParams = ImageGenerationParams()):
 
 
 def _image_generation(params: ImageGenerationParams, logger):
-    rows = load_rows(params.input, params.limit)
+    rows = load_rows(params.input, params.limit, needs=["prompt"])
     gallery = Gallery()
 
     def store(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,7 +115,7 @@ def _image_generation(params: ImageGenerationParams, logger):
             input_batch_size=params.run.rows_per_batch(len(rows)), add_raw_output=False,
         )
         if not params.dry_run:
-            check_writable(params.images_dir)
+            check_writable(params.images_dir, role="images folder")
         state = run_steps(task, rows, params, logger, "image-generation", transform=shorten if params.dry_run else store)
     gallery.publish()
     return state

@@ -49,7 +49,7 @@ def preference_dataset(params: PreferenceDatasetParams = PreferenceDatasetParams
 
 
 def _preference_dataset(params: PreferenceDatasetParams, logger):
-    rows = load_rows(params.input, params.limit)
+    rows = load_rows(params.input, params.limit, needs=["instruction"])
     with contextlib.ExitStack() as stack:
         generator_endpoints = [stack.enter_context(model_endpoint(g, logger)) for g in params.generators]
         judge_endpoint = stack.enter_context(model_endpoint(params.judge, logger))

@@ -42,7 +42,10 @@ def text_generation(params: TextGenerationParams = TextGenerationParams()):
 
 
 def _text_generation(params: TextGenerationParams, logger):
-    rows = load_rows(params.input, params.limit)
+    rows = load_rows(
+        params.input, params.limit, needs=params.columns,
+        fix="Name your column in the prompt: --template '{{{{ {column} }}}}' --columns '[\"{column}\"]'.",
+    )
     with model_endpoint(params.model, logger) as endpoint:
         task = TextGeneration(
             llm=openai_llm(params.model, endpoint), system_prompt=params.system_prompt, template=params.template, columns=params.columns,

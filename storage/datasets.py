@@ -12,6 +12,7 @@ read lazily, file by file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -116,8 +117,9 @@ def check_readable(uri: str) -> None:
     _locate(uri)
 
 
-def check_writable(uri: str) -> None:
-    """Raise DistilflowUserError unless a dataset can be written at `uri`.
+def check_writable(uri: str, role: str | None = None) -> None:
+    """Raise DistilflowUserError unless a dataset can be written at `uri`; its message starts with
+    `role` ("output", say), when given, so a user knows which of their settings it is about.
 
     Writes and deletes a small hidden probe where the data would go, which on S3 also proves that
     the bucket exists and the credentials may write. Directories it had to create are removed.
@@ -126,7 +128,7 @@ def check_writable(uri: str) -> None:
     fs = target.fs
     directory = target.path if target.directory else parent_of(target.path)
     probe = join(directory, f".distilflow-probe-{uuid.uuid4().hex[:12]}")
-    with storage_errors(uri, "write"):
+    with _as_role(role), storage_errors(uri, "write"):
         created = _make_directories(fs, directory) if is_local(fs) else []
         try:
             fs.pipe_file(probe, b"")
@@ -134,6 +136,16 @@ def check_writable(uri: str) -> None:
         finally:
             for made in created:
                 remove_tree_quietly(fs, made, only_if_empty=True)
+
+
+@contextlib.contextmanager
+def _as_role(role: str | None) -> Iterator[None]:
+    try:
+        yield
+    except DistilflowUserError as e:
+        if role is None:
+            raise
+        raise type(e)(f"{role[0].upper()}{role[1:]} {e}") from e
 
 
 def find_data_files(

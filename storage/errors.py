@@ -72,6 +72,9 @@ def translate(error: BaseException, uri: str, action: str) -> DistilflowUserErro
             f"{uri}: permission denied: this user may not {action} here; change its permissions or choose another "
             "location."
         )
+    if isinstance(error, FileNotFoundError) and action == "write":
+        # a folder that exists but takes no new files (/proc, /sys), or vanished while writing
+        return DistilflowUserError(f"{uri}: no file can be made there (no such file or directory); choose another path.")
     if isinstance(error, FileNotFoundError):
         return StorageNotFoundError(f"{uri}: no such file or directory; check the path or URI.")
     if isinstance(error, (FileExistsError, NotADirectoryError)):

@@ -12,10 +12,6 @@ if "DISTILFLOW_HOME" not in os.environ:
 
     os.environ["DISTILFLOW_HOME"] = tempfile.mkdtemp(prefix="distilflow-test-home-")
 
-# Scripts the tests start run in their own processes, never in a warm runner the machine may have
-# (tests of the runner start their own, with this variable removed).
-os.environ["DISTILFLOW_WARM"] = "0"
-
 import pytest  # noqa: E402
 
 
@@ -24,7 +20,7 @@ def no_kept_server_outlives_the_tests():
     """A run without a Prefect API (a `pipeline.run()` outside the session's server) starts the
     server distilflow keeps, in this session's DISTILFLOW_HOME: stopped when the tests end."""
     yield
-    from distilflow.tasks.runner.local_server import stop_local_server
+    from distilflow.local_server import stop_local_server
 
     stop_local_server()
 

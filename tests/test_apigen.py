@@ -22,7 +22,7 @@ from distilflow.tasks.apigen_semantic_checker import APIGenSemanticChecker
 from distilflow.tasks.errors import DistilflowUserError
 from distilflow.tasks.models import DummyLLM
 from distilflow.tasks.steps.apigen import APIGenExecutionChecker, execute_from_response, load_module_from_path
-from distilflow.tasks.runner.warm_runner import process_alive
+from distilflow.local_server import process_alive
 from distilflow.tasks.steps.filtering import KeepPassingRows
 
 ROOT = Path(__file__).resolve().parents[1]

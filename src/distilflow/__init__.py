@@ -16,11 +16,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from distilflow._handoff import hand_off_if_warm as _hand_off_if_warm
-
-# `python flows/x.py` with the warm runner up: the runner runs the script, this process waits.
-_hand_off_if_warm()
-
 __version__ = "0.1.0"
 
 # public name -> the module that defines it

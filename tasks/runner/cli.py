@@ -51,11 +51,16 @@ class RunSettings(BaseModel):
     cache_version: str = Field(default="1", description="Bump to stop using every answer cached so far.")
     result_storage: Union[str, None] = Field(
         default=None, description="Where cached answers live (a directory or s3:// URI); default $DISTILFLOW_RESULTS "
-        "or ./.distilflow/results."
+        "or $DISTILFLOW_HOME/results (~/.distilflow/results)."
     )
     max_failed_fraction: float = Field(
         default=0.5, ge=0.0, le=1.0,
         description="Stop when more than this share of a step's rows failed (e.g. HTTP 400); 1 never stops.",
+    )
+    max_fallback_share: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Exit 3 (failed rows; the dataset is still written) when more than this share of a step's "
+        "generations kept raw output it could not parse (judged from 20 on); 1 never does.",
     )
     rate_limit: Union[str, None] = Field(
         default=None, description="A Prefect global concurrency limit with slot decay that paces requests across "
@@ -77,6 +82,7 @@ class RunSettings(BaseModel):
             retries=self.retries,
             refresh_cache=self.refresh_cache, cache_version=self.cache_version,
             result_storage=self.result_storage, max_failed_fraction=self.max_failed_fraction,
+            max_fallback_share=self.max_fallback_share,
             rate_limit=self.rate_limit, concurrency_limit=self.concurrency_limit, **overrides,
         )
 
@@ -97,7 +103,7 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 
-    from distilflow.tasks.runner.local_server import keep_warm_runner, prefect_api_for_a_run
+    from distilflow.local_server import prefect_api_for_a_run
     from distilflow.tasks.runner import FAILED_ROWS_STATE_NAME
 
     params = cli(params_model, argv)  # bad flags end here, before any server starts
@@ -107,11 +113,9 @@ def main(run_flow: Callable[..., Any], params_model: type[BaseModel], argv: Unio
     logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
     # Heartbeats tell a worker's server that a run still lives; a run started here ends with this
     # process, and their thread costs a second at exit (it sleeps in one-second steps).
-    with prefect_api_for_a_run({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}) as url:
+    with prefect_api_for_a_run({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         with supervised(PREFECT_API_URL.value()):  # SIGTERM ends it as Ctrl-C does; a lost API is named
             state = run_flow(params, return_state=True)
-    if url:
-        keep_warm_runner()  # for the next run; started now, its imports do not slow this one
     if state.is_completed():
         if state.name == FAILED_ROWS_STATE_NAME:
             print(f"warning: {state.message}", file=sys.stderr)

@@ -28,16 +28,16 @@ _lock = threading.Lock()
 
 
 def _folder() -> Path:
-    from distilflow.tasks.runner.local_server import home
+    from distilflow.local_server import home
 
     return home() / "flow-runs"
 
 
 def is_kept_server(api_url: str) -> bool:
     """Whether `api_url` is (or was, if it died) the Prefect server distilflow keeps."""
-    from distilflow.tasks.runner.local_server import _server_record
+    from distilflow.local_server import server_record
 
-    record = _server_record() or {}
+    record = server_record() or {}
     return str(record.get("api_url", "")).rstrip("/") == api_url.rstrip("/")
 
 
@@ -145,7 +145,7 @@ def _read(path: Path) -> Union[dict[str, Any], None]:
 
 def _alive(record: dict[str, Any]) -> bool:
     """Whether the recorded process still runs (and is the same one, not a new one with its pid)."""
-    from distilflow.tasks.runner.warm_runner import process_alive
+    from distilflow.local_server import process_alive
 
     if not process_alive(record["pid"]):
         return False

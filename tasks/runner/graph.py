@@ -112,7 +112,7 @@ def run_pipeline(
                   for name in pipeline.leaves}
         result = RunResult(
             rows=[], steps=summaries, errors=run.errors, rows_out=scheduler.leaf_rows,
-            stopped=run.stopped, user_error=run.user_error,
+            stopped=run.stopped, user_error=run.user_error, max_fallback_share=options.max_fallback_share,
         )
         reporter.finish(result)
     return PipelineOutput(result, leaves)
@@ -391,7 +391,7 @@ def run_pipeline_as_flow(
     from prefect.context import FlowRunContext
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from distilflow.tasks.runner.local_server import prefect_api_for_a_run
+    from distilflow.local_server import prefect_api_for_a_run
 
     options = options or RunOptions()
     if not use_cache:

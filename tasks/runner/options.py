@@ -8,9 +8,14 @@ from typing import Union
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 
-__all__ = ["DEFAULT_RESULT_STORAGE", "RunOptions"]
+__all__ = ["RunOptions", "default_result_storage"]
 
-DEFAULT_RESULT_STORAGE = ".distilflow/results"
+
+def default_result_storage() -> str:
+    """`$DISTILFLOW_HOME/results` (default `~/.distilflow/results`): the user's, whatever the working directory."""
+    from distilflow.local_server import home
+
+    return str(home() / "results")
 
 
 class RunOptions(BaseModel):
@@ -37,7 +42,7 @@ class RunOptions(BaseModel):
     result_storage: Union[str, None] = Field(
         default=None,
         description="Where cached answers live (a directory or fsspec URI such as s3://bucket/prefix); "
-        "default $DISTILFLOW_RESULTS or ./.distilflow/results.",
+        "default $DISTILFLOW_RESULTS or $DISTILFLOW_HOME/results (~/.distilflow/results).",
     )
     concurrency_limit: Union[str, None] = Field(
         default=None,
@@ -61,6 +66,12 @@ class RunOptions(BaseModel):
         description="Stop the run when more than this share of a step's rows failed (judged from 20 rows on); "
         "1 never stops. Rows fail alone when the server refuses their request (e.g. HTTP 400 context length).",
     )
+    max_fallback_share: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="End the run as one with failed rows (exit 3, the dataset still written) when more than this "
+        "share of a step's generations kept the raw output because it could not be parsed (judged from 20 "
+        "generations on); 1 never does.",
+    )
     progress: Union[bool, None] = Field(default=None, description="Show a progress bar; default: when on a terminal.")
     artifacts: bool = Field(default=True, description="Create summary, fallback and progress artifacts.")
     artifact_prefix: Union[str, None] = Field(default=None, description="Artifact key prefix; default: the flow name.")
@@ -69,7 +80,7 @@ class RunOptions(BaseModel):
     )
 
     def resolved_result_storage(self) -> str:
-        location = self.result_storage or os.environ.get("DISTILFLOW_RESULTS") or DEFAULT_RESULT_STORAGE
+        location = self.result_storage or os.environ.get("DISTILFLOW_RESULTS") or default_result_storage()
         if "://" not in location:
             location = str(Path(location).expanduser().resolve())
         return location

@@ -100,7 +100,7 @@ def run_tasks(
             summary.not_run = summary.batches - summary.completed - len(summary.failed)
         result = RunResult(
             rows=collected.rows(), steps=summaries, errors=run.errors, rows_out=collected.count,
-            stopped=run.stopped, user_error=run.user_error,
+            stopped=run.stopped, user_error=run.user_error, max_fallback_share=options.max_fallback_share,
         )
         reporter.finish(result)
     return result

@@ -9,9 +9,12 @@ from prefect.states import Completed, Failed, State
 
 from distilflow.tasks.errors import BatchesFailedError, DistilflowUserError
 from distilflow.tasks.runner.batch import FAILED_ROWS_STATE_NAME, FALLBACK_STATE_NAME
-from distilflow.tasks.runner.report import StepSummary, failure_message
+from distilflow.tasks.runner.report import StepSummary, failure_message, fallback_message
 
 __all__ = ["RunResult"]
+
+#: generations a step must have made before its share of fallbacks is judged
+MIN_GENERATIONS_JUDGED = 20
 
 
 @dataclass
@@ -24,6 +27,7 @@ class RunResult:
     rows_out: int = 0  # rows that made it through every step, kept or not
     stopped: Union[str, None] = None  # why the run started no more batches, when it stopped early
     user_error: Union[DistilflowUserError, None] = None  # a configuration error that stopped it
+    max_fallback_share: float = 1.0  # RunOptions.max_fallback_share of the run
 
     @property
     def failed_batches(self) -> list[str]:
@@ -51,7 +55,8 @@ class RunResult:
         if cached and sent:
             line += f", {cached} of {cached + sent} answers from cache"
         if self.fallbacks:
-            line += f", {self.fallbacks} generations kept raw output"
+            per_step = ", ".join(f"{s.step}: {s.counts.fallbacks}" for s in self.steps if s.counts.fallbacks)
+            line += f", {self.fallbacks} generations kept raw output ({per_step})"
         if self.failed_rows:
             line += f", {self.failed_rows} row{'s' if self.failed_rows > 1 else ''} failed"
         if self.errors:
@@ -68,12 +73,12 @@ class RunResult:
             # an exception, not `data`: Prefect raises a failed state's result for a caller
             # that did not ask for the state, and cannot raise a dict
             return Failed(message=message, data=BatchesFailedError(message, data))
-        if self.failed_rows:
+        too_many_fallbacks = self._too_many_fallbacks()
+        if self.failed_rows or too_many_fallbacks:
             per_step = "; ".join(f"{s.step}: {failure_message(s.counts)}" for s in self.steps if s.counts.failed_rows)
+            retry = f"{per_step}. Run again to retry only the failed rows. " if per_step else ""
             return Completed(
-                name=FAILED_ROWS_STATE_NAME,
-                message=f"{per_step}. Run again to retry only the failed rows. {self.summary_line()}",
-                data=data,
+                name=FAILED_ROWS_STATE_NAME, message=f"{retry}{too_many_fallbacks}{self.summary_line()}", data=data,
             )
         if self.fallbacks:
             per_step = ", ".join(f"{s.step}: {s.counts.fallbacks}" for s in self.steps if s.counts.fallbacks)
@@ -83,6 +88,25 @@ class RunResult:
                 data=data,
             )
         return Completed(message=self.summary_line(), data=data)
+
+    def _too_many_fallbacks(self) -> str:
+        """What passed max_fallback_share, naming the steps, their shares and the commonest reason; or ""."""
+        over = [
+            s for s in self.steps
+            if s.counts.generations >= MIN_GENERATIONS_JUDGED
+            and s.counts.fallbacks > self.max_fallback_share * s.counts.generations
+        ]
+        if not over:
+            return ""
+        per_step = "; ".join(
+            f"step '{s.step}': {fallback_message(s.counts)} "
+            f"({s.counts.fallbacks / s.counts.generations:.0%})" for s in over
+        )
+        return (
+            f"{per_step}, more than max_fallback_share={self.max_fallback_share:g} allows: the dataset is written, "
+            "but those rows hold no parsed output. Fix the step's prompt or model (its answers are cached: "
+            "refresh_cache / --run.refresh-cache asks again), or allow more (--run.max-fallback-share). "
+        )
 
     def _failure(self) -> str:
         not_run = sum(s.not_run for s in self.steps)

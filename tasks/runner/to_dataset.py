@@ -56,7 +56,7 @@ def run_steps(
         for row in shown:
             print(json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
         return Completed(message=f"dry run: {result.summary_line()}")
-    check_writable(params.output)
+    check_writable(params.output, role="output")
     with DatasetWriter(params.output) as writer:
         sink = writer if transform is None else _Transformed(writer, transform)
         result = run_tasks(steps, rows, params.run.options(), sink=sink, keep_rows=False)
@@ -131,7 +131,7 @@ def run_pipeline_to_dataset(
                 print(f"{leaf}: " + json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
         return Completed(message=f"dry run: {output.result.summary_line()}")
     for uri in outputs.values():
-        check_writable(uri)
+        check_writable(uri, role="output")
     with contextlib.ExitStack() as stack:
         writers = {leaf: stack.enter_context(DatasetWriter(uri)) for leaf, uri in outputs.items()}
         output = run_pipeline(pipeline, options=options, sinks=writers, keep_rows=False, dataset=dataset,

@@ -100,7 +100,8 @@ def _write_input(tmp_path: Path, case: str) -> str:
 
 
 INPUT_CASES = {
-    "missing column": ["needs column(s) ['instruction']", "row 0 has only ['prompt']", "input_mappings"],
+    "missing column": ["row 0 has no column(s) ['instruction'], only ['prompt']",
+                       """--template '{{ prompt }}' --columns '["prompt"]'"""],
     "int": ["row 1", "Input `instruction` must be a string. Got: 7.", "Give every row text"],
     "list": ["row 2", "Input `instruction` must be a string. Got: ['c']."],
     "None": ["row 1", "Input `instruction` must be a string. Got: None."],
@@ -166,7 +167,8 @@ def test_template_column_missing_from_the_rows(tmp_path, sim, earlier_output):
         tmp_path, sim, "--input", str(rows), "--output", str(earlier_output),
         "--template", "Q: {{ question }}", "--columns", '["question"]',
     )
-    assert_one_clear_error(done, "needs column(s) ['question']", "row 0 has only ['instruction']")
+    assert_one_clear_error(done, "row 0 has no column(s) ['question'], only ['instruction']",
+                           """--template '{{ instruction }}' --columns '["instruction"]'""")
     assert sim.stats()["requests"] == 0
     assert_kept(earlier_output)
 
@@ -217,10 +219,20 @@ def test_output_under_a_file(tmp_path, sim):
     blocker = tmp_path / "out"
     blocker.write_bytes(EARLIER)
     done = run_flow(tmp_path, sim, "--input", str(rows), "--output", str(blocker / "rows.jsonl"))
-    assert_one_clear_error(done, f"{blocker}/rows.jsonl: part of the path is a file, not a directory", "choose another path")
+    assert_one_clear_error(done, f"Output {blocker}/rows.jsonl: part of the path is a file, not a directory",
+                           "choose another path")
     assert sim.stats()["requests"] == 0
     assert blocker.read_bytes() == EARLIER
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_output_where_no_file_can_be_made(tmp_path, sim):
+    """/proc exists but takes no new files: the output is named as the output, not as a missing input."""
+    rows = jsonl(tmp_path / "in" / "rows.jsonl", GOOD_ROWS)
+    done = run_flow(tmp_path, sim, "--input", str(rows), "--output", "/proc/rows.jsonl")
+    line = assert_one_clear_error(done, "Output /proc/rows.jsonl: no file can be made there", "choose another path")
+    assert "check the path" not in line
+    assert sim.stats()["requests"] == 0
 
 
 def test_output_in_a_bucket_that_does_not_exist(tmp_path, sim, s3):
