@@ -349,3 +349,15 @@ def test_a_flow_with_two_models_and_no_key_gets_one_simulator_and_one_warning(mo
     with model_endpoint(settings, logger):  # the next run starts a simulator of its own, and says so
         pass
     assert len(logger.warnings) == 2
+
+
+def test_server_status_imports_no_prefect(tmp_path):
+    """`distilflow-server status` answers at once: it reads a record and asks /health, nothing more."""
+    env = {**os.environ, "DISTILFLOW_HOME": str(tmp_path / "home")}
+    probe = ("import sys; from distilflow.local_server import main; main(['status']); "
+             "print(sorted(m for m in ('prefect', 'httpx', 'openai', 'pydantic') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["local Prefect server: not running", "[]"], done.stderr
+    script = subprocess.run([Path(sys.executable).parent / "distilflow-server", "status"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and script.stdout == "local Prefect server: not running\n"

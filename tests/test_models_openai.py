@@ -99,6 +99,31 @@ def test_timeout_and_garbage_answers_are_retried(sim):
     assert sim.stats()["requests"] == 3
 
 
+def test_a_server_that_takes_requests_and_answers_none_is_said_while_waited_on(sim, caplog, monkeypatch):
+    """A hung server (connections accepted, no answer) is not waited on in silence: a warning says
+    which server, how many requests wait and what bounds the wait; an error answer is not silence."""
+    from distilflow.tasks.models import _server_watch
+
+    monkeypatch.setattr(_server_watch, "OUTAGE_LOG_SECONDS", 0.6)
+    monkeypatch.setattr(_server_watch, "SILENCE_CHECK_SECONDS", 0.1)
+    sim.configure(fault_script=["timeout", "timeout", "ok"], hang_seconds=5)
+    with caplog.at_level(logging.WARNING, logger="distilflow.models"):
+        (out,) = llm(sim, timeout=1.0, max_retries=3).generate([CHAT])
+    assert out["generations"][0] and sim.stats()["requests"] == 3
+    said = [r.getMessage() for r in caplog.records if "has sent no answer for" in r.getMessage()]
+    assert said and said[0].startswith(f"the model server at {sim.base_url} has sent no answer for ")
+    assert "1 requests wait for one. Each gives up after 1 s (timeout) and is tried again up to 3 times" in said[0]
+
+    # one request hangs 2 s while the other is answered 500 eight times: the server is not silent
+    caplog.clear()
+    sim.reset()
+    sim.configure(fault_script=["timeout"] + [500] * 8 + ["ok"], hang_seconds=2, latency=0.1)
+    with caplog.at_level(logging.WARNING, logger="distilflow.models"):
+        outs = llm(sim, timeout=5.0, max_retries=10, retry_backoff=0.1, retry_max_delay=0.1).generate([CHAT, CHAT])
+    assert all(o["generations"][0] for o in outs) and sim.stats()["requests"] == 10
+    assert not [r for r in caplog.records if "has sent no answer" in r.getMessage()]
+
+
 def test_empty_and_malformed_content_become_fallback_rows(sim):
     sim.configure(fault_script=["empty", "malformed"])
     task = TextGeneration(name="gen", llm=llm(sim), add_raw_input=False)

@@ -28,11 +28,9 @@ from distilflow.tasks._loop import PerLoop
 from distilflow.tasks._state import fresh_private_state
 from distilflow.tasks.models._concurrency import AdaptiveLimit
 from distilflow.tasks.models._rate_limits import RateLimits
+from distilflow.tasks.models._server_watch import OUTAGE_RETRY_SECONDS, ServerWatch, server_message, transport_cause
 from distilflow.tasks.typing import RUNTIME_PARAMETER
-from distilflow.tasks.errors import (
-    DistilflowUserError, ModelConfigurationError, ModelRequestError, ModelServerUnavailableError,
-    model_request_error,
-)
+from distilflow.tasks.errors import DistilflowUserError, ModelRequestError, model_request_error
 
 if TYPE_CHECKING:
     import openai
@@ -93,15 +91,7 @@ class OpenAICompatible(BaseModel):
         default=1, description="The adaptive request limit never goes below this, however many 429s."
     )
 
-    # Whether this client ever got an answer from its server, and since when it has been refused
-    # without one: a refused port at the start of a run is a wrong URL, named in seconds.
-    _answered: bool = PrivateAttr(default=False)
-    _refused_since: Optional[float] = PrivateAttr(default=None)
-    # An outage: no request got through since `_outage_since`; `_waiting` requests wait it out.
-    _last_answer: float = PrivateAttr(default_factory=time.monotonic)
-    _outage_since: Optional[float] = PrivateAttr(default=None)
-    _outage_said: float = PrivateAttr(default=0.0)
-    _waiting: int = PrivateAttr(default=0)
+    _server: Optional[ServerWatch] = PrivateAttr(default=None)  # see server_watch()
     _clients: PerLoop = PrivateAttr(default_factory=PerLoop)
     _limits_adaptive: PerLoop = PrivateAttr(default_factory=PerLoop)
     _rate_limits: PerLoop = PrivateAttr(default_factory=PerLoop)
@@ -202,98 +192,55 @@ class OpenAICompatible(BaseModel):
         them to `rate_limits().update`.
         """
         attempt = 0
-        limit = self.concurrency_limit()
-        budget = self.rate_limits()
+        limit, budget, server = self.concurrency_limit(), self.rate_limits(), self.server_watch()
         while True:
             await limit.acquire()
             tried = time.monotonic()
             try:
                 await budget.take(tokens)  # holding the slot: while the budget is spent it is idle anyway
-                result = await request()
+                with server.in_flight():
+                    result = await request()
             # a body that is not JSON (a proxy's error page) surfaces as JSONDecodeError
             except (
                 _sdk().APIError, httpx.HTTPStatusError, httpx.TransportError, json.JSONDecodeError, MalformedAnswer
             ) as e:
                 status, response = _status_of(e)
+                if status is not None:
+                    server.heard()  # an error answer is an answer: the server is not silent
                 if response is not None:
                     budget.update(getattr(response, "headers", None))
                 retry_after = _retry_after(response) if response is not None else None
                 if status in (429, 503):  # the server says it has too much: ask less of it
                     limit.overloaded(retry_after)
                 transient = status is None or _is_transient_status(status)
-                outage = False
-                if status is None:
-                    self._check_listening(e)
-                    # no request at all got through while this one tried: the server is down, so
-                    # this does not spend a retry of its own; the outage's length is what counts
-                    outage = _unreachable(e) and self._last_answer <= tried
-                if outage:
-                    self._in_outage(e)
-                elif not transient or attempt >= self.max_retries:
+                # no request at all got through while this one tried: the server is down, so this
+                # does not spend a retry of its own; the outage's length is what counts
+                outage = status is None and server.failed_to_reach(e, tried)
+                if not outage and (not transient or attempt >= self.max_retries):
                     raise self._request_error(what, e, status, transient) from e
                 delay = self._backoff(attempt) if retry_after is None else retry_after
                 if outage:
                     delay = min(delay, OUTAGE_RETRY_SECONDS)  # find out soon when it is back
             else:
                 limit.succeeded()
-                self._answered, self._refused_since = True, None
-                self._last_answer = time.monotonic()
-                if self._outage_since is not None:
-                    _log.warning("%s answers again.", self.resolved_base_url())
-                    self._outage_since = None
+                server.answered()
                 return result
             finally:
                 limit.release()
             if not outage:
                 attempt += 1
             _log.debug("%s: transient failure, retry %d in %.2fs", what, attempt, delay)
-            self._waiting += 1
+            server.waiting += 1
             try:
                 await asyncio.sleep(min(delay, self.retry_max_delay))
             finally:
-                self._waiting -= 1
+                server.waiting -= 1
 
-    def _in_outage(self, error: Exception) -> None:
-        """Say what an outage is doing every OUTAGE_LOG_SECONDS; end it as a failure past max_outage_seconds."""
-        now = time.monotonic()
-        if self._outage_since is None:
-            self._outage_since, self._outage_said = now, 0.0
-        down = now - self._outage_since
-        url, cause = self.resolved_base_url(), _transport_cause(error)
-        if down >= self.max_outage_seconds:
-            raise ModelServerUnavailableError(
-                f"the model server at {url} has not answered for {down:.0f} s ({cause}), more than "
-                f"max_outage_seconds={self.max_outage_seconds:g} (--model.max-outage-seconds in the flows). The run "
-                "stopped; every answer it received is kept in the answer cache: run the same command again once "
-                "the server is back, and it sends only the requests not answered yet.",
-                transient=False,
-            ) from error
-        if now - self._outage_said >= OUTAGE_LOG_SECONDS:
-            self._outage_said = now
-            since = f" for {down:.0f} s" if down >= 1 else ""
-            _log.warning(
-                "the model server at %s does not answer (%s)%s; %d requests wait for it. Retrying every few "
-                "seconds; the run stops if no answer comes for another %.0f s (max_outage_seconds).",
-                url, cause, since, self._waiting + 1, self.max_outage_seconds - down,
-            )
-
-    def _check_listening(self, error: Exception) -> None:
-        """Raise ModelConfigurationError once the server, never reached by this client, has refused
-        connections for REFUSED_AT_START_SECONDS: nothing listens at the URL (or its name does not
-        resolve). A server restarting mid-run is waited for as any transient failure."""
-        if self._answered or _refused_connection(error) is None:
-            return
-        now = time.monotonic()
-        if self._refused_since is None:
-            self._refused_since = now
-        elif now - self._refused_since >= REFUSED_AT_START_SECONDS:
-            url = self.resolved_base_url()
-            raise ModelConfigurationError(
-                f"nothing is listening at {url} ({_refused_connection(error)} for {now - self._refused_since:.0f} s, "
-                f"and no answer yet): check the base URL (base_url=, {self.base_url_env}; --model.base-url in the "
-                "flows), or start the server first.",
-                transient=False,
-            ) from error
+    def server_watch(self) -> ServerWatch:
+        """What this client knows of its server's health (refused, down, silent)."""
+        if self._server is None:
+            self._server = ServerWatch(self)
+        return self._server
 
     def rate_limits(self) -> RateLimits:
         """This loop's view of the server's per-minute budgets, from its x-ratelimit-* headers."""
@@ -312,11 +259,11 @@ class OpenAICompatible(BaseModel):
     def _request_error(self, what: str, error: Exception, status: int | None, transient: bool) -> ModelRequestError:
         where = self.resolved_base_url()
         if status is None:
-            reason = f"{type(error).__name__}: {_transport_cause(error)}"
+            reason = f"{type(error).__name__}: {transport_cause(error)}"
             retried = f" after {self.max_retries} retries"
             return ModelRequestError(f"{what} to {where} failed{retried}: {reason}", transient=True, server_message=reason)
         retried = f" after {self.max_retries} retries" if transient else ""
-        said = _server_message(error)
+        said = server_message(error)
         return model_request_error(
             f"{what} to {where} failed with HTTP {status}{retried}: {said}{_fix_for(status)}",
             status_code=status,
@@ -324,53 +271,6 @@ class OpenAICompatible(BaseModel):
             code=_server_code(error),
             server_message=said,
         )
-
-
-#: How long a server that never answered this client may refuse connections before the run stops.
-REFUSED_AT_START_SECONDS = 5.0
-#: During an outage, requests try again at least this often, and the log says so this often.
-OUTAGE_RETRY_SECONDS = 5.0
-OUTAGE_LOG_SECONDS = 25.0
-
-
-def _causes(error: BaseException):
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def _refused_connection(error: BaseException) -> Optional[str]:
-    """"connection refused" or "unknown host" when that is what the transport ran into, else None."""
-    import socket
-
-    for cause in _causes(error):
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return f"unknown host ({cause})"
-    return None
-
-
-def _unreachable(error: BaseException) -> bool:
-    """Whether the server could not be reached at all (refused, reset, unknown host), not merely slow."""
-    import socket
-
-    return any(
-        isinstance(cause, (ConnectionRefusedError, ConnectionResetError, socket.gaierror))
-        or type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ConnectError")
-        for cause in _causes(error)
-    )
-
-
-def _transport_cause(error: BaseException) -> str:
-    """What went wrong underneath: the SDK's aiohttp transport reports a refused port as a timeout."""
-    refused = _refused_connection(error)
-    if refused is not None:
-        return refused
-    deepest = list(_causes(error))[-1]
-    return _server_message(error) if deepest is error else f"{_server_message(error)} ({deepest})"
 
 
 def _fix_for(status: int) -> str:
@@ -476,17 +376,6 @@ def _retry_after(response: Any) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
-def _server_message(error: Exception) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return str(getattr(error, "message", None) or error)
 
 
 def _server_code(error: Exception) -> str | None:
