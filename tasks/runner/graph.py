@@ -34,7 +34,7 @@ from distilflow.tasks.runner.progress import RunReporter, _flow_name
 from distilflow.tasks.runner.report import StepSummary
 from distilflow.tasks.runner.result import RunResult
 from distilflow.tasks.runner.step_batch import step_task_for
-from distilflow.tasks.runner.stopping import stopping_cancels_requests
+from distilflow.tasks.runner.stopping import stopping_cancels_requests, supervised
 
 __all__ = ["PipelineOutput", "run_pipeline", "run_pipeline_as_flow"]
 
@@ -389,6 +389,7 @@ def run_pipeline_as_flow(
     """
     from prefect import flow
     from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from distilflow.local_server import prefect_api_for_a_run
@@ -419,6 +420,8 @@ def run_pipeline_as_flow(
         task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS), validate_parameters=False,
     )
     with prefect_api_for_a_run():  # the server distilflow keeps, as `python flows/x.py` uses
-        state = pipeline_flow(return_state=True)
+        # a lost API is named in seconds, not retried for minutes; the script's signals stay its own
+        with supervised(PREFECT_API_URL.value(), signals=False):
+            state = pipeline_flow(return_state=True)
     output = state.result()  # raises the configuration error or BatchesFailedError of a failed run
     return Distiset.from_leaves(output.leaves)

@@ -59,15 +59,18 @@ def stopping_cancels_requests() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def supervised(api_url: Union[str, None]) -> Iterator[None]:
-    """Run the block with SIGTERM ending it like Ctrl-C, and the Prefect API at `api_url` watched."""
-    previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
+def supervised(api_url: Union[str, None], signals: bool = True) -> Iterator[None]:
+    """Run the block with the Prefect API at `api_url` watched and, with `signals` (a command line's
+    run, not a library call such as `pipeline.run()`), SIGTERM and Ctrl-C ending it with 143/130."""
+    previous = signal.signal(signal.SIGTERM, _terminated) if signals and _main_thread() else None
     watch = ApiWatch(api_url, _lost_api) if api_url else None
     if watch is not None:
         watch.start()
     try:
         yield
     except KeyboardInterrupt:
+        if not signals:
+            raise
         _stopped_by("Ctrl-C")
         raise RunInterrupted(EXIT_SIGINT) from None
     finally:

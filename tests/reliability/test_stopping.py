@@ -191,3 +191,43 @@ def test_nothing_listening_at_the_base_url_is_named_in_seconds(tmp_path):
     assert last.startswith(f"error: nothing is listening at {url} (connection refused for "), last
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "rows.jsonl").exists()
+
+
+PIPELINE_RUN_SCRIPT = '''
+import os
+from distilflow.tasks import TextGeneration
+from distilflow.tasks.models import OpenAILLM
+from distilflow.tasks.pipeline import Pipeline
+from distilflow.tasks.steps import LoadDataFromDicts
+
+with Pipeline(name="lost-api") as pipeline:
+    load = LoadDataFromDicts(data=[{"instruction": f"question {i}"} for i in range(400)], batch_size=20)
+    answer = TextGeneration(llm=OpenAILLM(model="sim-model", max_concurrent_requests=4), input_batch_size=20)
+    load >> answer
+
+pipeline.run()  # distilabel's idiom, in a plain script
+print("finished")
+'''
+
+
+def test_a_lost_prefect_server_ends_a_plain_pipeline_run_script_with_its_name(tmp_path):
+    """`pipeline.run()` in a user's script, not only the command lines, names a lost API in seconds."""
+    script = tmp_path / "run_pipeline.py"
+    script.write_text(PIPELINE_RUN_SCRIPT)
+    with Simulator(latency=0.4) as sim:
+        env = {**_env(tmp_path, sim), "DISTILFLOW_RESULTS": str(tmp_path / "answers")}
+        try:
+            run = _start([sys.executable, str(script)], env, tmp_path)
+            _wait_for_answers(run, tmp_path, 12)
+            server = _kept_server(tmp_path)
+            os.kill(server["pid"], signal.SIGKILL)
+            killed = time.monotonic()
+            out, err = run.communicate(timeout=120)
+            ended = time.monotonic() - killed
+        finally:
+            _stop_kept_server(env)
+    assert run.returncode == 4, err[-3000:]
+    assert ended < 40, f"the run took {ended:.0f} s to notice its lost server"
+    assert err.strip().splitlines()[-1].startswith(f"error: lost the Prefect API at {server['api_url']}: no answer for 2")
+    assert "Traceback" not in err and "finished" not in out
+    assert stored_answers(str(tmp_path / "answers")) < 400
