@@ -646,9 +646,12 @@ def test_concurrent_requests_with_latency(sim):
     started = time.perf_counter()
     responses = asyncio.run(burst())
     elapsed = time.perf_counter() - started
-    assert 0.2 <= elapsed < 5
+    assert elapsed >= 0.2  # the latency was applied
     assert len(responses) == 500 and all(len(r.choices) == 1 for r in responses)
     assert sim.stats()["requests"] == 500 and sim.stats()["by_status"] == {"200": 500}
+    # answered side by side, not one after another (which would take 100 s): what the wall-clock
+    # bound this test had meant, without flaking on a loaded machine
+    assert sim.stats()["max_in_flight"] >= 50
 
 
 def sim_threads() -> list[threading.Thread]:
