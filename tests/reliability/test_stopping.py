@@ -66,6 +66,17 @@ def _stop_kept_server(env: dict[str, str]) -> None:
     subprocess.run([str(SERVER_COMMAND), "stop"], env=env, capture_output=True, timeout=60)
 
 
+def _kill_kept_server_once_answered(run: subprocess.Popen, tmp_path: Path, answers: int) -> tuple[dict, str, float]:
+    """kill -9 the kept server once `answers` are stored; its record, the run's stderr, and how long
+    the run took to end after the kill. The run's stdout is left in `run.stdout`."""
+    _wait_for_answers(run, tmp_path, answers)
+    server = _kept_server(tmp_path)
+    os.kill(server["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    run.stdout, err = run.communicate(timeout=120)
+    return server, err, time.monotonic() - killed
+
+
 def test_a_lost_prefect_server_ends_the_run_with_its_name_and_the_next_run_finishes_it(tmp_path):
     rows = 600
     with Simulator(latency=0.4) as sim:
@@ -73,12 +84,7 @@ def test_a_lost_prefect_server_ends_the_run_with_its_name_and_the_next_run_finis
         command = _command(tmp_path, rows, concurrency=4)  # ~10 answers a second: the run outlasts the watch
         try:
             run = _start(command, env, tmp_path)
-            _wait_for_answers(run, tmp_path, 20)
-            server = _kept_server(tmp_path)
-            os.kill(server["pid"], signal.SIGKILL)
-            killed = time.monotonic()
-            out, err = run.communicate(timeout=120)
-            ended = time.monotonic() - killed
+            server, err, ended = _kill_kept_server_once_answered(run, tmp_path, 20)
             sent_by_then = sim.stats()["requests"]
             time.sleep(1.5)
             assert sim.stats()["requests"] == sent_by_then, "requests went on after the run ended"
@@ -218,16 +224,11 @@ def test_a_lost_prefect_server_ends_a_plain_pipeline_run_script_with_its_name(tm
         env = {**_env(tmp_path, sim), "DISTILFLOW_RESULTS": str(tmp_path / "answers")}
         try:
             run = _start([sys.executable, str(script)], env, tmp_path)
-            _wait_for_answers(run, tmp_path, 12)
-            server = _kept_server(tmp_path)
-            os.kill(server["pid"], signal.SIGKILL)
-            killed = time.monotonic()
-            out, err = run.communicate(timeout=120)
-            ended = time.monotonic() - killed
+            server, err, ended = _kill_kept_server_once_answered(run, tmp_path, 12)
         finally:
             _stop_kept_server(env)
     assert run.returncode == 4, err[-3000:]
     assert ended < 40, f"the run took {ended:.0f} s to notice its lost server"
     assert err.strip().splitlines()[-1].startswith(f"error: lost the Prefect API at {server['api_url']}: no answer for 2")
-    assert "Traceback" not in err and "finished" not in out
+    assert "Traceback" not in err and "finished" not in run.stdout
     assert stored_answers(str(tmp_path / "answers")) < 400
