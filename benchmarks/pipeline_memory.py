@@ -54,7 +54,7 @@ def main() -> None:
     (work / "pipeline.py").write_text(PIPELINE)
 
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--latency", str(args.latency)],
+        [sys.executable, "-m", "distilflow.simulator", "--port", "0", "--latency", str(args.latency)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -71,9 +71,9 @@ def distilflow(args) -> dict:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from distilflow.storage import DatasetWriter
-    from distilflow.tasks import TextGeneration
-    from distilflow.tasks.models import OpenAILLM
-    from distilflow.tasks.runner import run_tasks
+    from distilflow.steps.tasks import TextGeneration
+    from distilflow.models import OpenAILLM
+    from distilflow.runner import run_tasks
 
     batch = min(args.batch_size, max(1, args.rows // 4))
     task = TextGeneration(
@@ -170,7 +170,7 @@ def run_child(mode: str, args, env: dict, base_url: str, work: Path, **extra) ->
 
 
 def simulator_command(args) -> list[str]:
-    command = [sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--latency", str(args.latency)]
+    command = [sys.executable, "-m", "distilflow.simulator", "--port", "0", "--latency", str(args.latency)]
     if args.latency_jitter:
         command += ["--latency-jitter", str(args.latency_jitter)]
     if args.stragglers:

@@ -18,13 +18,13 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 from pydantic import BaseModel, Field, SecretStr  # noqa: E402
 
 from distilflow.storage import check_readable, read_rows  # noqa: E402
-from distilflow.tasks.errors import DistilflowUserError  # noqa: E402
+from distilflow.errors import DistilflowUserError  # noqa: E402
 # the command line and the run-to-a-dataset logic every pipeline uses, re-exported for the flows
-from distilflow.tasks.runner.cli import (  # noqa: E402, F401
+from distilflow.runner.cli import (  # noqa: E402, F401
     EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_FAILED, EXIT_FAILED_ROWS, RunSettings, cli, main,
 )
-from distilflow.tasks.runner.graph import BATCH_THREADS  # noqa: E402, F401
-from distilflow.tasks.runner.to_dataset import run_steps, user_error_state  # noqa: E402, F401
+from distilflow.runner.graph import BATCH_THREADS  # noqa: E402, F401
+from distilflow.runner.to_dataset import run_steps, user_error_state  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("flows/data")  # relative, so deployments show a path that holds on any worker
@@ -121,7 +121,7 @@ def _simulator(logger: Any) -> Iterator[Any]:
         finally:
             _simulators.pop()
         return
-    from distilflow.tasks.simulator import Simulator
+    from distilflow.simulator import Simulator
 
     with Simulator() as sim:
         logger.warning(
@@ -147,7 +147,7 @@ def flow_body(body: Callable[[Any, Any], Any], params: BaseModel) -> Any:
 
 def openai_llm(settings: ModelSettings, endpoint: dict[str, Any]) -> Any:
     """The OpenAI-compatible client `settings` describe, at `endpoint` (from `model_endpoint`)."""
-    from distilflow.tasks.models import OpenAILLM
+    from distilflow.models import OpenAILLM
 
     return OpenAILLM(**endpoint, generation_kwargs=generation_kwargs(settings), **settings.client_settings())
 

@@ -25,13 +25,13 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, PositiveInt
 
-from distilflow.tasks.apigen_generator import APIGenGenerator
-from distilflow.tasks.apigen_semantic_checker import APIGenSemanticChecker
-from distilflow.tasks.pipeline import Pipeline
-from distilflow.tasks.runner.to_dataset import run_pipeline_to_dataset
-from distilflow.tasks.steps.apigen import APIGenExecutionChecker
-from distilflow.tasks.steps.filtering import KeepPassingRows
-from distilflow.tasks.steps.generators import LoadDataFromDicts
+from distilflow.steps.tasks.apigen.generator import APIGenGenerator
+from distilflow.steps.tasks.apigen.semantic_checker import APIGenSemanticChecker
+from distilflow.pipeline import Pipeline
+from distilflow.runner.to_dataset import run_pipeline_to_dataset
+from distilflow.steps.tasks.apigen import APIGenExecutionChecker
+from distilflow.steps.filtering import KeepPassingRows
+from distilflow.steps.generators import LoadDataFromDicts
 
 #: the checks a row must pass to be written
 CHECKS = ["keep_row_after_execution_check", "keep_row_after_semantic_check"]

@@ -26,16 +26,16 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from distilflow.tasks import EvolInstruct
-from distilflow.tasks.complexity_scorer import ComplexityScorer
-from distilflow.tasks.evol_quality import EvolQuality
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.pipeline import Pipeline
-from distilflow.tasks.quality_scorer import QualityScorer
-from distilflow.tasks.runner.to_dataset import run_pipeline_to_dataset
-from distilflow.tasks.steps.columns import ExpandColumns
-from distilflow.tasks.steps.deita import DeitaFiltering
-from distilflow.tasks.steps.formatting import ConversationTemplate
+from distilflow.steps.tasks import EvolInstruct
+from distilflow.steps.tasks.complexity_scorer import ComplexityScorer
+from distilflow.steps.tasks.evol_quality.base import EvolQuality
+from distilflow.models import OpenAILLM
+from distilflow.pipeline import Pipeline
+from distilflow.steps.tasks.quality_scorer import QualityScorer
+from distilflow.runner.to_dataset import run_pipeline_to_dataset
+from distilflow.steps.columns import ExpandColumns
+from distilflow.steps.deita import DeitaFiltering
+from distilflow.steps.formatting import ConversationTemplate
 
 
 class DeitaParams(BaseModel):

@@ -20,8 +20,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from distilflow.storage import check_writable, save_image
-from distilflow.tasks import ImageGeneration
-from distilflow.tasks.models import OpenAIImageGeneration
+from distilflow.steps.tasks import ImageGeneration
+from distilflow.models import OpenAIImageGeneration
 
 
 class ImageGenerationParams(BaseModel):

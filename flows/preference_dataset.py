@@ -18,11 +18,11 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from distilflow.tasks import TextGeneration, UltraFeedback
-from distilflow.tasks.pipeline import Pipeline
-from distilflow.tasks.runner.to_dataset import run_pipeline_to_dataset
-from distilflow.tasks.steps.columns import GroupColumns
-from distilflow.tasks.steps.formatting import FormatTextGenerationDPO
+from distilflow.steps.tasks import TextGeneration, UltraFeedback
+from distilflow.pipeline import Pipeline
+from distilflow.runner.to_dataset import run_pipeline_to_dataset
+from distilflow.steps.columns import GroupColumns
+from distilflow.steps.formatting import FormatTextGenerationDPO
 
 
 class PreferenceDatasetParams(BaseModel):

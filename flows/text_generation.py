@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from distilflow.tasks import TextGeneration
+from distilflow.steps.tasks import TextGeneration
 
 
 class TextGenerationParams(BaseModel):

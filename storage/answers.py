@@ -1,6 +1,6 @@
 """The persistent store of the answer cache: model answers by key, at a local path or any fsspec URI.
 
-The key is a sha256 hex digest made by the caller (`distilflow.tasks.answers`); the answer is any JSON value.
+The key is a sha256 hex digest made by the caller (`distilflow.answers`); the answer is any JSON value.
 
 * Locally, one SQLite database, `<location>/answers.sqlite3` (WAL mode): a lookup is an indexed
   read, thousands of answers commit in one transaction, a killed process loses no committed
@@ -39,7 +39,7 @@ import orjson
 
 from distilflow.storage.errors import _s3_error_code, storage_errors
 from distilflow.storage.filesystems import filesystem, is_local
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 __all__ = ["AnswerStore", "answer_store", "check_answer_store"]
 
@@ -417,10 +417,10 @@ def flush_all(timeout: float) -> bool:
     """Wait, at most `timeout` seconds, until every answer on its way to a store is stored.
 
     For a run that ends abruptly (a signal, a lost Prefect API): a batch that stops hands its
-    answers to the store within `distilflow.tasks.answers.FLUSH_SECONDS`, and the writer thread,
+    answers to the store within `distilflow.answers.FLUSH_SECONDS`, and the writer thread,
     a daemon, would not outlive the process. False if answers were still waiting at the timeout.
     """
-    from distilflow.tasks.answers import FLUSH_SECONDS
+    from distilflow.answers import FLUSH_SECONDS
 
     deadline = time.monotonic() + timeout
     time.sleep(2 * FLUSH_SECONDS)  # the batches' last answers reach their stores' queues

@@ -44,7 +44,7 @@ from distilflow.storage.formats import (
     write_parquet_stream,
 )
 from distilflow.storage.writer import MANIFEST, DatasetWriter, Target, resolve_target, staging_token
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 __all__ = [
     "DatasetFiles",

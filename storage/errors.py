@@ -17,7 +17,7 @@ from distilflow.storage.filesystems import (
     known_secrets,
     s3_endpoint,
 )
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 __all__ = ["StorageNotFoundError", "storage_errors", "translate"]
 

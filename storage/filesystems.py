@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 __all__ = [
     "CREDENTIALS_BLOCK_VARIABLE",

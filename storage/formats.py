@@ -27,7 +27,7 @@ from typing import Any
 
 import fsspec
 
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 __all__ = [
     "FORMATS",

@@ -8,7 +8,7 @@ import hashlib
 
 from distilflow.storage.errors import storage_errors
 from distilflow.storage.filesystems import filesystem, join, write_bytes_atomic
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 __all__ = ["save_image"]
 

@@ -54,7 +54,7 @@ from distilflow.storage.formats import (
     write_parquet_part,
     write_parquet_stream,
 )
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 __all__ = ["MANIFEST", "DatasetWriter", "Target", "resolve_target", "staging_token"]
 

@@ -1,45 +1,42 @@
-"""distilflow tasks: distilabel-style Tasks whose batches run as Prefect task runs.
+"""Tasks: steps whose rows come from a model (`distilabel.steps.tasks`).
 
-    from distilflow.tasks import TextGeneration
-    from distilflow.tasks.models import OpenAILLM
+    from distilflow.steps.tasks import TextGeneration
+    from distilflow.models import OpenAILLM
 
     task = TextGeneration(llm=OpenAILLM(model="gpt-4o-mini"))
     task.load()
     rows = next(task.process([{"instruction": "What's the capital of Spain?"}]))
+
+This package is the repository's top-level `tasks/` folder, one task a file, as distilabel lays
+them out under `distilabel/steps/tasks/`.
 """
 
-from distilflow.tasks.apigen_generator import APIGenGenerator
-from distilflow.tasks.apigen_semantic_checker import APIGenSemanticChecker
-from distilflow.tasks.base import DISTILABEL_METADATA_KEY, ImageTask, Task
-from distilflow.tasks.complexity_scorer import ComplexityScorer
-from distilflow.tasks.decorator import task
-from distilflow.tasks.errors import (
-    BatchesFailedError, DistilflowError, DistilflowUserError, ModelConfigurationError, ModelRequestError,
-)
-from distilflow.tasks.evol_instruct import EvolInstruct
-from distilflow.tasks.evol_quality import EvolQuality
-from distilflow.tasks.image_generation import ImageGeneration
-from distilflow.tasks.quality_scorer import QualityScorer
-from distilflow.tasks.text_generation import ChatGeneration, TextGeneration
-from distilflow.tasks.text_generation_with_image import TextGenerationWithImage
-from distilflow.tasks.ultrafeedback import UltraFeedback
+from distilflow.steps.tasks.apigen import APIGenExecutionChecker, APIGenGenerator, APIGenSemanticChecker
+from distilflow.steps.tasks.base import ImageTask, Task
+from distilflow.steps.tasks.complexity_scorer import ComplexityScorer
+from distilflow.steps.tasks.decorator import task
+from distilflow.steps.tasks.evol_instruct import EvolInstruct
+from distilflow.steps.tasks.evol_quality import EvolQuality
+from distilflow.steps.tasks.image_generation import ImageGeneration
+from distilflow.steps.tasks.quality_scorer import QualityScorer
+from distilflow.steps.tasks.text_generation import ChatGeneration, TextGeneration
+from distilflow.steps.tasks.text_generation_with_image import TextGenerationWithImage
+from distilflow.steps.tasks.ultrafeedback import UltraFeedback
+from distilflow.typing import ChatItem, ChatType
 
 __all__ = [
-    "DISTILABEL_METADATA_KEY",
+    "APIGenExecutionChecker",
     "APIGenGenerator",
     "APIGenSemanticChecker",
-    "ComplexityScorer",
-    "EvolQuality",
-    "QualityScorer",
-    "BatchesFailedError",
     "ChatGeneration",
-    "DistilflowError",
-    "DistilflowUserError",
+    "ChatItem",
+    "ChatType",
+    "ComplexityScorer",
     "EvolInstruct",
+    "EvolQuality",
     "ImageGeneration",
     "ImageTask",
-    "ModelConfigurationError",
-    "ModelRequestError",
+    "QualityScorer",
     "Task",
     "TextGeneration",
     "TextGenerationWithImage",

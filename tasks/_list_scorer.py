@@ -21,13 +21,13 @@ import logging
 import re
 from typing import Any, ClassVar, Union
 
-from distilflow.tasks.base import DISTILABEL_METADATA_KEY, Task
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.typing import ChatType, FormattedInput, StepColumns
+from distilflow.steps.tasks.base import DISTILABEL_METADATA_KEY, Task
+from distilflow.errors import DistilflowUserError
+from distilflow.typing import ChatType, FormattedInput, StepColumns
 
 __all__ = ["ListScorer"]
 
-_logger = logging.getLogger("distilflow.tasks")
+_logger = logging.getLogger("distilflow.steps.tasks")
 
 # distilabel's line format, read leniently: "[2] Score: 4", any case, surrounding text ignored
 _SCORE_LINE = re.compile(r"\[\s*(\d+)\s*\]\s*score\s*:\s*(\d+(?:\.\d+)?)", re.IGNORECASE)

@@ -19,20 +19,21 @@ from typing import Any, ClassVar, Union
 
 from pydantic import Field, PositiveInt
 
-from distilflow.tasks.answers import RowFailure, answer, occurrences
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.models.base import LLM, ImageGenerationModel
-from distilflow.tasks.steps.base import Step
-from distilflow.tasks.typing import ChatType, FormattedInput
+from distilflow.constants import DISTILABEL_METADATA_KEY
+from distilflow.answers import RowFailure, answer, occurrences
+from distilflow.errors import DistilflowUserError
+from distilflow.models.image_generation.base import ImageGenerationModel
+from distilflow.models.llms.base import LLM
+from distilflow.steps.base import Step
+from distilflow.typing import ChatType, FormattedInput
 
 __all__ = ["DISTILABEL_METADATA_KEY", "FAILURE_KEY_PREFIX", "ImageTask", "Task", "group_dicts"]
 
-DISTILABEL_METADATA_KEY = "distilabel_metadata"
 EMPTY_OUTPUT_REASON = "EmptyOutput: the model returned no text"
 #: `distilabel_metadata["error_<task name>"]`: on a row whose request failed (status, code, message).
 FAILURE_KEY_PREFIX = "error_"
 
-_logger = logging.getLogger("distilflow.tasks")
+_logger = logging.getLogger("distilflow.steps.tasks")
 
 
 
@@ -239,7 +240,7 @@ class _Task(Step):
     def _answers(self, rows: list[dict[str, Any]], formatted: list[FormattedInput]) -> list[Any]:
         """The model's answer for each formatted input, or a `RowFailure` where its request failed.
 
-        Inside a run, answers come from the answer cache when it has them (see `distilflow.tasks.answers`).
+        Inside a run, answers come from the answer cache when it has them (see `distilflow.answers`).
         """
         return answer(
             self.llm, formatted, self.num_generations, self.llm.get_generation_kwargs(),
@@ -270,7 +271,7 @@ class _Task(Step):
 
     def print(self, sample_input: Union[FormattedInput, None] = None) -> None:
         """Render the formatted prompt of a sample (or the given) input with rich."""
-        from distilflow.tasks._printing import print_prompt
+        from distilflow.steps.tasks._printing import print_prompt
 
         model_name = getattr(self.llm, "model_name", None) if self.llm is not None else None
         print_prompt(

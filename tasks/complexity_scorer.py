@@ -2,7 +2,7 @@
 
 Arguments, columns and the answer formats follow distilabel 1.5.3's `ComplexityScorer`, so its
 code runs unchanged; the prompt is distilflow's own wording of the DEITA paper's complexity
-ranking (https://arxiv.org/abs/2312.15685). See `distilflow.tasks._list_scorer` for how answers
+ranking (https://arxiv.org/abs/2312.15685). See `distilflow.steps.tasks._list_scorer` for how answers
 are read and when a row is a fallback.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from distilflow.tasks._list_scorer import ListScorer, numbered
-from distilflow.tasks.typing import StepColumns
+from distilflow.steps.tasks._list_scorer import ListScorer, numbered
+from distilflow.typing import StepColumns
 
 __all__ = ["ComplexityScorer"]
 

@@ -23,9 +23,9 @@ from typing import Any, Callable, ClassVar, Union
 
 import yaml
 
-from distilflow.tasks.base import Task
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.typing import ChatType, StepColumns
+from distilflow.steps.tasks.base import Task
+from distilflow.errors import DistilflowUserError
+from distilflow.typing import ChatType, StepColumns
 
 __all__ = ["task"]
 

@@ -9,14 +9,14 @@ from typing import Any, Union
 
 from pydantic import Field, field_validator
 
-from distilflow.tasks.base import ImageTask
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.images import image_from_str
-from distilflow.tasks.typing import StepColumns
+from distilflow.steps.tasks.base import ImageTask
+from distilflow.errors import DistilflowUserError
+from distilflow.models.image_generation.utils import image_from_str
+from distilflow.typing import StepColumns
 
 __all__ = ["ImageGeneration"]
 
-_log = logging.getLogger("distilflow.tasks")
+_log = logging.getLogger("distilflow.steps.tasks")
 
 
 class ImageGeneration(ImageTask):

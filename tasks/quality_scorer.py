@@ -2,7 +2,7 @@
 
 Arguments, columns and the answer formats follow distilabel 1.5.3's `QualityScorer`, so its code
 runs unchanged; the prompt is distilflow's own wording of the DEITA paper's quality ranking
-(https://arxiv.org/abs/2312.15685). See `distilflow.tasks._list_scorer` for how answers are read
+(https://arxiv.org/abs/2312.15685). See `distilflow.steps.tasks._list_scorer` for how answers are read
 and when a row is a fallback.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from distilflow.tasks._list_scorer import ListScorer, numbered
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.typing import StepColumns
+from distilflow.steps.tasks._list_scorer import ListScorer, numbered
+from distilflow.errors import DistilflowUserError
+from distilflow.typing import StepColumns
 
 __all__ = ["QualityScorer"]
 

@@ -8,9 +8,9 @@ import jinja2
 import jinja2.meta
 from pydantic import Field, PrivateAttr, field_validator
 
-from distilflow.tasks.base import Task
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.typing import ChatType, StepColumns
+from distilflow.steps.tasks.base import Task
+from distilflow.errors import DistilflowUserError
+from distilflow.typing import ChatType, StepColumns
 
 __all__ = ["ChatGeneration", "TextGeneration"]
 

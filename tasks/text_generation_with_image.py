@@ -7,10 +7,10 @@ import binascii
 import io
 from typing import Any, Literal
 
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.images import image_to_str
-from distilflow.tasks.text_generation import TextGeneration
-from distilflow.tasks.typing import ChatType, FormattedInput, StepColumns
+from distilflow.errors import DistilflowUserError
+from distilflow.models.image_generation.utils import image_to_str
+from distilflow.steps.tasks.text_generation import TextGeneration
+from distilflow.typing import ChatType, FormattedInput, StepColumns
 
 __all__ = ["TextGenerationWithImage"]
 
@@ -69,7 +69,7 @@ class TextGenerationWithImage(TextGeneration):
         return _pil_data_uri(image)
 
     def _sample_input(self) -> FormattedInput:
-        from distilflow.tasks.models.testing import tiny_png
+        from distilflow.models.testing import tiny_png
 
         if self.image_type == "url":
             image: Any = "https://example.com/<PLACEHOLDER_IMAGE>.jpg"

@@ -15,9 +15,9 @@ from typing import Any, Literal, Union
 
 import jinja2
 
-from distilflow.tasks.base import Task, group_dicts
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.typing import ChatType, FormattedInput, StepColumns
+from distilflow.steps.tasks.base import Task, group_dicts
+from distilflow.errors import DistilflowUserError
+from distilflow.typing import ChatType, FormattedInput, StepColumns
 
 __all__ = ["UltraFeedback"]
 

@@ -46,7 +46,7 @@ def prefect_api():
 
 @pytest.fixture(scope="session")
 def simulator():
-    from distilflow.tasks.simulator import Simulator
+    from distilflow.simulator import Simulator
 
     with Simulator() as sim:
         yield sim
@@ -55,7 +55,7 @@ def simulator():
 @pytest.fixture
 def sim(simulator):
     """The session's simulator, with default behaviour and zeroed counters."""
-    from distilflow.tasks.simulator import SimulatorConfig
+    from distilflow.simulator import SimulatorConfig
 
     simulator.configure(**SimulatorConfig().model_dump())  # every field back to its default
     simulator.reset()

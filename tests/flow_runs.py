@@ -8,9 +8,9 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from distilflow.tasks import BatchesFailedError
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.runner import RunOptions, run_tasks
+from distilflow.errors import BatchesFailedError
+from distilflow.models import OpenAILLM
+from distilflow.runner import RunOptions, run_tasks
 
 FAST = {"retry_backoff": 0.01, "retry_max_delay": 0.05}
 

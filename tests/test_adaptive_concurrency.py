@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from distilflow.tasks._loop import run_sync
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.models._concurrency import AdaptiveLimit
-from distilflow.tasks.simulator import Simulator
+from distilflow._loop import run_sync
+from distilflow.models import OpenAILLM
+from distilflow.models._concurrency import AdaptiveLimit
+from distilflow.simulator import Simulator
 
 
 def shared_loop_limit(llm: OpenAILLM) -> AdaptiveLimit:

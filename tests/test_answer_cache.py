@@ -18,11 +18,12 @@ from prefect.settings import PREFECT_API_URL
 from pydantic import BaseModel
 
 from distilflow.storage import answer_store
-from distilflow.tasks import DistilflowUserError, Task, TextGeneration
-from distilflow.tasks.answers import request_key
-from distilflow.tasks.models import DummyAsyncLLM, OpenAILLM
-from distilflow.tasks.runner import run_tasks
-from distilflow.tasks.simulator import Simulator
+from distilflow.errors import DistilflowUserError
+from distilflow.steps.tasks import Task, TextGeneration
+from distilflow.answers import request_key
+from distilflow.models import DummyAsyncLLM, OpenAILLM
+from distilflow.runner import run_tasks
+from distilflow.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 # -- what the key sees -----------------------------------------------------------------------------
@@ -97,9 +98,9 @@ def test_a_prompt_in_a_helper_or_a_file_is_in_the_key(sim, tmp_path, monkeypatch
 USER_TASK = '''
 import os, sys
 from prefect import flow
-from distilflow.tasks import Task
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.runner import run_tasks
+from distilflow.steps.tasks import Task
+from distilflow.models import OpenAILLM
+from distilflow.runner import run_tasks
 
 SYSTEM = os.environ["SYSTEM_PROMPT"]  # read once, at import: the prompt is not in any task field
 
@@ -342,8 +343,8 @@ def test_one_refused_row_among_200_from_the_command_line(sim, tmp_path):
 
 
 def test_a_refused_image_prompt_fails_its_row_alone(sim, tmp_path):
-    from distilflow.tasks import ImageGeneration
-    from distilflow.tasks.models import OpenAIImageGeneration
+    from distilflow.steps.tasks import ImageGeneration
+    from distilflow.models import OpenAIImageGeneration
 
     sim.configure(refuse_containing=["forbidden"])
     model = OpenAIImageGeneration(model="sim-images", base_url=sim.base_url, **{"retry_backoff": 0.01})

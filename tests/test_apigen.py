@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from distilflow.tasks.apigen_generator import APIGenGenerator
-from distilflow.tasks.apigen_semantic_checker import APIGenSemanticChecker
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.models import DummyLLM
-from distilflow.tasks.steps.apigen import APIGenExecutionChecker, execute_from_response, load_module_from_path
+from distilflow.steps.tasks.apigen.generator import APIGenGenerator
+from distilflow.steps.tasks.apigen.semantic_checker import APIGenSemanticChecker
+from distilflow.errors import DistilflowUserError
+from distilflow.models import DummyLLM
+from distilflow.steps.tasks.apigen.utils import execute_from_response, load_module_from_path
+from distilflow.steps.tasks.apigen import APIGenExecutionChecker
 from distilflow.local_server import process_alive
-from distilflow.tasks.steps.filtering import KeepPassingRows
+from distilflow.steps.filtering import KeepPassingRows
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "flows" / "data" / "apigen_functions.py"
@@ -378,7 +379,7 @@ def test_a_busy_worker_ends_when_the_run_is_killed(tmp_path):
     library.write_text(RUNAWAY_LIBRARY)
     script = textwrap.dedent(f"""
         import json
-        from distilflow.tasks.steps.apigen import APIGenExecutionChecker
+        from distilflow.steps.tasks.apigen import APIGenExecutionChecker
 
         checker = APIGenExecutionChecker(libpath={str(library)!r}, timeout=600, check_is_dangerous=False)
         checker.load()

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from pydantic import Field
 
-from distilflow.tasks.base import EMPTY_OUTPUT_REASON
-from distilflow.tasks.errors import DistilflowUserError, ModelRequestError
-from distilflow.tasks.evol_instruct import MUTATION_TEMPLATES, EvolInstruct
-from distilflow.tasks.models import DummyAsyncLLM, DummyLLM, OpenAILLM
-from distilflow.tasks.models.testing import tiny_png
-from distilflow.tasks.text_generation_with_image import TextGenerationWithImage
-from distilflow.tasks.ultrafeedback import UltraFeedback
+from distilflow.steps.tasks.base import EMPTY_OUTPUT_REASON
+from distilflow.errors import DistilflowUserError, ModelRequestError
+from distilflow.steps.tasks.evol_instruct.base import MUTATION_TEMPLATES, EvolInstruct
+from distilflow.models import DummyAsyncLLM, DummyLLM, OpenAILLM
+from distilflow.models.testing import tiny_png
+from distilflow.steps.tasks.text_generation_with_image import TextGenerationWithImage
+from distilflow.steps.tasks.ultrafeedback import UltraFeedback
 
 UF = "ultra_feedback_0"
 EVOL = "evol_instruct_0"
@@ -266,7 +266,7 @@ def test_ultrafeedback_unreadable_answer_gives_distilabels_columns_and_a_fallbac
     llm = StructuredDummyLLM(responses=[answer]) if structured else DummyLLM(responses=[answer])
     task = loaded(UltraFeedback(llm=llm, aspect=aspect, use_default_structured_output=structured))
     assert task.format_output(answer, ROW) == columns
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         [row] = next(task.process([ROW]))
     metadata = row.pop("distilabel_metadata")
     assert row == {**ROW, **columns, "model_name": "dummy-llm"}  # the row is what format_output made of it
@@ -340,7 +340,7 @@ def test_ultrafeedback_print_renders_the_prompt(capsys):
 
 @pytest.mark.parametrize("aspect", ["overall-rating", "truthfulness"])
 def test_ultrafeedback_against_the_simulator_over_http(aspect):
-    from distilflow.tasks.simulator import Simulator
+    from distilflow.simulator import Simulator
 
     row = {"instruction": "Explain rain.", "generations": ["Water falls.", "Clouds cry.", None]}
     with Simulator() as sim:
@@ -516,7 +516,7 @@ def test_evol_instruct_empty_round_falls_back_and_stops(caplog):
 
     llm = DummyLLM(responses=responses)
     task = loaded(EvolInstruct(llm=llm, num_evolutions=2, generate_answers=True))
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         good, bad, worse = next(task.process([{"instruction": i} for i in ("good", "bad", "worse")]))
 
     assert (good["evolved_instruction"], good["answer"]) == ("good++", "answer to good++")

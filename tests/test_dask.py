@@ -7,9 +7,9 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
-from distilflow.tasks import TextGeneration, UltraFeedback
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.runner import run_tasks
+from distilflow.steps.tasks import TextGeneration, UltraFeedback
+from distilflow.models import OpenAILLM
+from distilflow.runner import run_tasks
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -6,8 +6,10 @@ import pickle
 
 import pytest
 
-from distilflow.tasks import DistilflowUserError, Task, task
-from distilflow.tasks.models import DummyLLM
+from distilflow.errors import DistilflowUserError
+
+from distilflow.steps.tasks import Task, task
+from distilflow.models import DummyLLM
 
 
 @task(inputs=["input_field"], outputs=["output_field"])

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from distilflow.tasks.base import EMPTY_OUTPUT_REASON
-from distilflow.tasks.complexity_scorer import ComplexityScorer
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.evol_quality import MUTATION_TEMPLATES, EvolQuality
-from distilflow.tasks.models import DummyLLM, OpenAILLM
-from distilflow.tasks.pipeline import Pipeline
-from distilflow.tasks.quality_scorer import QualityScorer
-from distilflow.tasks.steps.deita import DeitaFiltering
-from distilflow.tasks.steps.text_embedding import hashed_ngram_embeddings
+from distilflow.steps.tasks.base import EMPTY_OUTPUT_REASON
+from distilflow.steps.tasks.complexity_scorer import ComplexityScorer
+from distilflow.errors import DistilflowUserError
+from distilflow.steps.tasks.evol_quality.base import MUTATION_TEMPLATES, EvolQuality
+from distilflow.models import DummyLLM, OpenAILLM
+from distilflow.pipeline import Pipeline
+from distilflow.steps.tasks.quality_scorer import QualityScorer
+from distilflow.steps.deita import DeitaFiltering
+from distilflow.steps.text_embedding import hashed_ngram_embeddings
 
 CS, QS, EQ = "complexity_scorer_0", "quality_scorer_0", "evol_quality_0"
 
@@ -144,7 +144,7 @@ def test_complexity_scorer_row_a_step_before_failed_for_passes_without_a_request
         {"evolved_instructions": None, "distilabel_metadata": {"fallback_reason_evol_instruct_0": "EmptyOutput"}},
         {"evolved_instructions": INSTRUCTIONS},
     ]
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         first, second = [row for batch in task.process_applying_mappings(rows) for row in batch]
     assert llm.calls == 1  # one request, for the second row only
     assert first == {
@@ -192,7 +192,7 @@ def test_complexity_scorer_refuses_bad_rows_before_any_request(value, message):
 
 
 def test_complexity_scorer_against_the_simulator_over_http():
-    from distilflow.tasks.simulator import Simulator
+    from distilflow.simulator import Simulator
 
     instructions = ["Say hi.", "Plan a trip.", "Prove a theorem.", "Write a poem."]
     with Simulator() as sim:
@@ -313,7 +313,7 @@ def test_evol_quality_empty_round_falls_back_and_keeps_raw_outputs(caplog):
     answers = iter(["#Rewritten Response#: Red!", "  "])
     task = loaded(EvolQuality(llm=DummyLLM(responses=lambda *_: next(answers)), num_evolutions=3))
     row = {"instruction": "Name a colour.", "response": "Red."}
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         [out] = next(task.process([row]))
     prompts = [rewrite("Name a colour.", "Red.", "Red.", 0), rewrite("Name a colour.", "Red!", "Red.", 1)]
     assert out == {
@@ -410,7 +410,7 @@ def test_deita_filtering_scores_with_what_the_row_has(caplog):
         scored(None, 3.0, embedding=[0.0, 1.0]),
         scored(None, None, embedding=[-1.0, 0.0]),
     ]
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         kept = next(DeitaFiltering(data_budget=5, diversity_threshold=0.0).process(rows))
     assert [(r["deita_score"], r["deita_score_computed_with"]) for r in kept] == [
         (3.0, ["evol_response_score"]), (2.0, ["evol_instruction_score"]), (0, []),
@@ -445,7 +445,7 @@ def test_deita_filtering_without_embeddings_compares_conversation_texts():
 
 def test_deita_filtering_rows_without_an_embedding_are_not_kept(caplog):
     rows = [scored(3.0, 3.0, embedding=None), scored(1.0, 1.0, embedding=[1.0, 0.0]), scored(1.0, 2.0, embedding=[0.0, 1.0])]
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         kept = next(DeitaFiltering(data_budget=3, diversity_threshold=0.5).process(rows))
     assert [r["deita_score"] for r in kept] == [2.0, 1.0]
     assert "1 of 3 row(s) have no embedding" in caplog.text
@@ -454,7 +454,7 @@ def test_deita_filtering_rows_without_an_embedding_are_not_kept(caplog):
     # a row a step before failed for: no scores, no text; it is not kept, whatever the budget
     failed = scored(None, None, conversation=[{"role": "user", "content": None}, {"role": "assistant", "content": None}])
     texts = [failed, scored(1.0, 1.0, conversation="Waves fold into foam."), scored(1.0, 2.0, conversation="Name a colour.")]
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         kept = next(DeitaFiltering(data_budget=3, diversity_threshold=0.1).process(texts))
     assert [r["deita_score"] for r in kept] == [2.0, 1.0]
     assert "1 of 3 row(s) have no conversation text" in caplog.text
@@ -490,7 +490,7 @@ def test_hashed_embeddings_are_the_same_in_every_process():
     vectors = hashed_ngram_embeddings(texts)
     assert vectors.shape == (3, 1024) and not vectors[1].any() and abs(vectors[2]).sum() == 2  # " ab", "ab "
     code = (
-        "import json; from distilflow.tasks.steps.text_embedding import hashed_ngram_embeddings as h; "
+        "import json; from distilflow.steps.text_embedding import hashed_ngram_embeddings as h; "
         f"print(json.dumps(h({texts!r}).tolist()))"
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

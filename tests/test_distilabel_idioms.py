@@ -12,8 +12,8 @@ from distilflow import (
     DummyImageGenerationModel, DummyLLM, ImageGeneration, InferenceEndpointsLLM, OpenAILLM, Task, TextGeneration,
     run_tasks,
 )
-from distilflow.tasks.errors import InvalidSettingsError
-from distilflow.tasks.typing import RuntimeParameter
+from distilflow.errors import InvalidSettingsError
+from distilflow.typing import RuntimeParameter
 
 
 class Annotated(Task):

@@ -1,11 +1,11 @@
-"""distilabel 1.5.3's own unit tests for tasks, run unmodified against distilflow.
+"""distilabel 1.5.3's own tests, run unmodified against distilflow.
 
 The source distribution is fetched from the package index at test time, never copied into this
-repository. Its `tests/unit/conftest.py` and the task test files in
-tests/distilabel_compat/exclusions.py run in a pytest of their own, with
-tests/distilabel_compat/shim first on the path: a `distilabel` package whose modules hand out
-distilflow's objects under distilabel's module paths. The tests left out are listed there, each
-with its reason.
+repository. Its `tests/unit/conftest.py` and the test files in tests/distilabel_compat/exclusions.py
+run in a pytest of their own, with tests/distilabel_compat/distilabel_compat_plugin.py loaded: it
+makes every `distilabel.X` import give the module `distilflow.X` (what a user's rename does to a
+script), so a module path distilflow lacks fails as it would for the user. The tests left out are
+listed there, each with its reason.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-SHIM = HERE / "distilabel_compat" / "shim"
+COMPAT = HERE / "distilabel_compat"
 VERSION = "1.5.3"
 
 #: what the run of distilabel's tests said, for the terminal summary
@@ -50,7 +50,7 @@ def distilabel_source(tmp_path_factory) -> Path:
 
 def test_distilabel_task_tests_pass_against_distilflow(distilabel_source):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SHIM), str(distilabel_source)])
+    env["PYTHONPATH"] = os.pathsep.join([str(COMPAT), str(distilabel_source)])
     command = [
         sys.executable, "-m", "pytest", *FILES, "-p", "no:cacheprovider", "-p", "distilabel_compat_plugin",
         "-o", "asyncio_mode=auto", "-q", "-rfE", "--no-header", "--timeout", "120",

@@ -10,8 +10,10 @@ import struct
 
 import pytest
 
-from distilflow.tasks import DistilflowUserError, ImageGeneration, ModelRequestError, TextGeneration
-from distilflow.tasks.models import InferenceEndpointsLLM, OpenAIImageGeneration, OpenAILLM
+from distilflow.errors import DistilflowUserError, ModelRequestError
+
+from distilflow.steps.tasks import ImageGeneration, TextGeneration
+from distilflow.models import InferenceEndpointsLLM, OpenAIImageGeneration, OpenAILLM
 
 FAST_RETRIES = {"retry_backoff": 0.01, "retry_max_delay": 0.2}
 
@@ -102,7 +104,7 @@ def test_timeout_and_garbage_answers_are_retried(sim):
 def test_a_server_that_takes_requests_and_answers_none_is_said_while_waited_on(sim, caplog, monkeypatch):
     """A hung server (connections accepted, no answer) is not waited on in silence: a warning says
     which server, how many requests wait and what bounds the wait; an error answer is not silence."""
-    from distilflow.tasks.models import _server_watch
+    from distilflow.models import _server_watch
 
     monkeypatch.setattr(_server_watch, "OUTAGE_LOG_SECONDS", 0.6)
     monkeypatch.setattr(_server_watch, "SILENCE_CHECK_SECONDS", 0.1)
@@ -309,7 +311,7 @@ def test_token_budget_headers_pace_requests_too(sim):
 
 
 def test_rate_limit_durations_parse_as_openai_writes_them():
-    from distilflow.tasks.models._rate_limits import parse_duration
+    from distilflow.models._rate_limits import parse_duration
 
     assert [parse_duration(d) for d in ("1s", "6m0s", "120ms", "1h2m3.5s", "0.5", "", "soon")] == [
         1.0, 360.0, 0.12, 3723.5, 0.5, None, None

@@ -15,11 +15,11 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 SCRIPT = textwrap.dedent('''
     import os
-    from distilflow.tasks import TextGeneration
-    from distilflow.tasks.models import OpenAILLM
-    from distilflow.tasks.pipeline import Pipeline
-    from distilflow.tasks.steps import GeneratorStep
-    from distilflow.tasks.steps.columns import GroupColumns, KeepColumns
+    from distilflow.steps.tasks import TextGeneration
+    from distilflow.models import OpenAILLM
+    from distilflow.pipeline import Pipeline
+    from distilflow.steps import GeneratorStep
+    from distilflow.steps.columns import GroupColumns, KeepColumns
 
     class Questions(GeneratorStep):
         @property

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from distilflow.tasks import TextGeneration
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.models import DummyLLM
-from distilflow.tasks.pipeline import Pipeline, routing_batch_function, sample_n_steps
-from distilflow.tasks.steps import GeneratorStep, GlobalStep, Step, StepInput
-from distilflow.tasks.steps.decorator import step
-from distilflow.tasks.typing import RuntimeParameter
+from distilflow.steps.tasks import TextGeneration
+from distilflow.errors import DistilflowUserError
+from distilflow.models import DummyLLM
+from distilflow.pipeline import Pipeline, routing_batch_function, sample_n_steps
+from distilflow.steps import GeneratorStep, GlobalStep, Step, StepInput
+from distilflow.steps.decorator import step
+from distilflow.typing import RuntimeParameter
 
 
 class Rows(GeneratorStep):

@@ -21,11 +21,11 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
 from test_runner_prefect import artifacts, task_runs
 
-from distilflow.tasks import TextGeneration
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.pipeline import Pipeline, sample_n_steps
-from distilflow.tasks.runner import RunOptions
-from distilflow.tasks.steps import GeneratorStep, GlobalStep, Step, StepInput
+from distilflow.steps.tasks import TextGeneration
+from distilflow.errors import DistilflowUserError
+from distilflow.pipeline import Pipeline, sample_n_steps
+from distilflow.runner import RunOptions
+from distilflow.steps import GeneratorStep, GlobalStep, Step, StepInput
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -242,7 +242,7 @@ def test_two_pipelines_in_one_flow_keep_artifacts_of_their_own(sim, tmp_path):
 
 
 def test_two_run_tasks_calls_in_one_flow_keep_artifacts_of_their_own(sim, tmp_path):
-    from distilflow.tasks.runner import run_tasks
+    from distilflow.runner import run_tasks
 
     @flow(name="two-chains")
     def both():
@@ -286,11 +286,11 @@ def test_a_pipeline_run_from_a_thread_inside_a_flow_still_runs_as_task_runs(sim,
 
 KILLED_PIPELINE = textwrap.dedent('''
     import sys
-    from distilflow.tasks import TextGeneration
-    from distilflow.tasks.models import OpenAILLM
-    from distilflow.tasks.pipeline import Pipeline
-    from distilflow.tasks.runner import RunOptions
-    from distilflow.tasks.steps import GeneratorStep
+    from distilflow.steps.tasks import TextGeneration
+    from distilflow.models import OpenAILLM
+    from distilflow.pipeline import Pipeline
+    from distilflow.runner import RunOptions
+    from distilflow.steps import GeneratorStep
 
     class Questions(GeneratorStep):
         @property

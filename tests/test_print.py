@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from distilflow.tasks import ImageGeneration, TextGeneration, task
-from distilflow.tasks.models import DummyImageGenerationModel, DummyLLM
+from distilflow.steps.tasks import ImageGeneration, TextGeneration, task
+from distilflow.models import DummyImageGenerationModel, DummyLLM
 
 
 def test_print_renders_a_sample_prompt(capsys):

@@ -38,8 +38,8 @@ def test_the_public_api_is_curated_and_every_name_resolves():
     assert set(distilflow.__all__) == PUBLIC
     for name in distilflow.__all__:
         assert getattr(distilflow, name) is not None, name
-    for module in ("distilflow.tasks", "distilflow.tasks.models", "distilflow.tasks.runner", "distilflow.storage",
-                   "distilflow.tasks.steps", "distilflow.tasks.pipeline"):
+    for module in ("distilflow.steps.tasks", "distilflow.models", "distilflow.runner", "distilflow.storage",
+                   "distilflow.steps", "distilflow.pipeline"):
         imported = __import__(module, fromlist=["__all__"])
         for name in imported.__all__:
             assert hasattr(imported, name), f"{module}.{name} is in __all__ but missing"
@@ -98,14 +98,15 @@ def test_the_wheel_installs_only_distilflow(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/", 1)[0] for name in names}
     assert {t for t in top_level if not t.endswith(".dist-info")} == {"distilflow"}
-    for module in ("distilflow/__init__.py", "distilflow/tasks/base.py", "distilflow/tasks/runner/pipeline.py",
+    for module in ("distilflow/__init__.py", "distilflow/steps/tasks/base.py", "distilflow/runner/pipeline.py",
                    "distilflow/storage/answers.py", "distilflow/flows/text_generation.py",
-                   "distilflow/flows/data/instructions.jsonl", "distilflow/tasks/simulator/__main__.py"):
+                   "distilflow/flows/data/instructions.jsonl", "distilflow/simulator/__main__.py"):
         assert module in names, module
     # every module of the checkout's packages is in the wheel (a new subpackage must be listed)
-    for folder in ("tasks", "storage", "flows"):
+    for folder, installed_as in (("tasks", "distilflow/steps/tasks"), ("storage", "distilflow/storage"),
+                                 ("flows", "distilflow/flows"), ("src/distilflow", "distilflow")):
         for path in (ROOT / folder).rglob("*.py"):
-            assert f"distilflow/{path.relative_to(ROOT).as_posix()}" in names, path
+            assert f"{installed_as}/{path.relative_to(ROOT / folder).as_posix()}" in names, path
 
 
 def test_prefect_yaml_parses():

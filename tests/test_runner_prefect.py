@@ -14,9 +14,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.settings import PREFECT_API_URL
 
-from distilflow.tasks import Task, TextGeneration, UltraFeedback
-from distilflow.tasks.models import DummyAsyncLLM
-from distilflow.tasks.runner import run_tasks
+from distilflow.steps.tasks import Task, TextGeneration, UltraFeedback
+from distilflow.models import DummyAsyncLLM
+from distilflow.runner import run_tasks
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

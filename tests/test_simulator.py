@@ -24,8 +24,8 @@ import openai
 import pydantic
 import pytest
 
-from distilflow.tasks.simulator import Simulator, SimulatorConfig
-from distilflow.tasks.simulator.state import straggler_unit
+from distilflow.simulator import Simulator, SimulatorConfig
+from distilflow.simulator.state import straggler_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sim-model"
@@ -488,7 +488,7 @@ def test_refusal_config_is_validated(sim, http):
         SimulatorConfig(refuse_containing=["ok", ""])
     assert SimulatorConfig(refusal_status=422, refuse_containing=["x"]).refusal_status == 422
 
-    from distilflow.tasks.simulator.__main__ import build_parser, main
+    from distilflow.simulator.__main__ import build_parser, main
 
     args = vars(build_parser().parse_args(["--refuse-containing", "x, too long", "--refusal-status", "413"]))
     assert args == {"host": "127.0.0.1", "port": 8000, "allow_non_loopback": False,
@@ -703,7 +703,7 @@ def test_refuses_non_loopback_host():
 
 def test_cli_serves_and_exits_on_sigterm():
     env = dict(os.environ)
-    command = [sys.executable, "-m", "distilflow.tasks.simulator", "--port", "0", "--models", "cli-a,cli-b", "--fault-script", "429,ok"]
+    command = [sys.executable, "-m", "distilflow.simulator", "--port", "0", "--models", "cli-a,cli-b", "--fault-script", "429,ok"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline().strip()
@@ -724,7 +724,7 @@ def test_cli_serves_and_exits_on_sigterm():
         process.stderr.close()
 
     refused = subprocess.run(
-        [sys.executable, "-m", "distilflow.tasks.simulator", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "distilflow.simulator", "--host", "0.0.0.0", "--port", "0"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=20,
     )
     assert refused.returncode == 2 and "non-loopback" in refused.stderr
@@ -913,8 +913,8 @@ def test_straggler_and_budget_fields_are_validated_and_have_cli_flags(sim, http)
     # the straggler fraction is its own draw, not part of the fault fractions' total
     assert SimulatorConfig(straggler_fraction=1.0, server_error_fraction=1.0).straggler_fraction == 1.0
 
-    from distilflow.tasks.simulator.__main__ import build_parser
-    from distilflow.tasks.simulator.errors import openai_duration
+    from distilflow.simulator.__main__ import build_parser
+    from distilflow.simulator.errors import openai_duration
 
     flags = ["--straggler-fraction", "0.01", "--straggler-latency", "8", "--latency-per-token", "0.002",
              "--requests-per-minute", "500", "--tokens-per-minute", "90000", "--rate-limit-window", "6"]

@@ -9,14 +9,14 @@ import logging
 
 import pytest
 
-from distilflow.tasks import TextGeneration, UltraFeedback
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.models import DummyLLM
-from distilflow.tasks.pipeline import Pipeline
-from distilflow.tasks.steps.columns import (
+from distilflow.steps.tasks import TextGeneration, UltraFeedback
+from distilflow.errors import DistilflowUserError
+from distilflow.models import DummyLLM
+from distilflow.pipeline import Pipeline
+from distilflow.steps.columns import (
     CombineOutputs, ExpandColumns, GroupColumns, KeepColumns, MergeColumns, merge_distilabel_metadata,
 )
-from distilflow.tasks.steps.formatting import (
+from distilflow.steps.formatting import (
     ConversationTemplate, FormatChatGenerationDPO, FormatChatGenerationSFT, FormatTextGenerationDPO,
     FormatTextGenerationSFT,
 )
@@ -248,7 +248,7 @@ def test_expand_columns_split_statistics_gives_each_row_its_own_per_generation_m
 def test_expand_columns_passes_a_failed_row_and_drops_empty_lists_saying_so(caplog):
     failed = {"instruction": "q", "generations": None, "distilabel_metadata": {"error_gen": "400"}}
     step = ExpandColumns(name="expand", columns={"generations": "generation"})
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         rows = run(step, [failed, {"instruction": "r", "generations": []}])
     assert rows == [{**failed, "generation": None}]
     assert "ExpandColumns 'expand': 1 row(s) held empty lists" in caplog.text
@@ -294,7 +294,7 @@ def test_dpo_ties_take_the_first_generation_and_unrated_rows_stay_with_none(capl
     tie = {"instruction": Q, "system_prompt": "", "generations": ["a", "b"], "ratings": [3, 3]}
     unrated = {"instruction": Q, "generations": ["a", "b"], "generation_models": ["A", "B"], "ratings": None}
     partly = {"instruction": Q, "generations": ["a", "b", "c"], "ratings": [None, 4, 2]}
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         out = run(step, [tie, unrated, partly])
     assert out[0]["chosen"] == out[0]["rejected"] == answer("a")  # an empty system prompt is left out
     assert out[1] == {**unrated, "prompt": Q, "prompt_id": PROMPT_ID, "chosen": None, "chosen_model": None,

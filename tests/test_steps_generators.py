@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from distilflow.storage import write_rows
-from distilflow.tasks.errors import DistilflowUserError
-from distilflow.tasks.pipeline import Pipeline
-from distilflow.tasks.steps.base import Step
-from distilflow.tasks.steps.generators import (
+from distilflow.errors import DistilflowUserError
+from distilflow.pipeline import Pipeline
+from distilflow.steps.base import Step
+from distilflow.steps.generators import (
     DataSampler,
     LoadDataFromDataset,
     LoadDataFromDicts,

@@ -17,7 +17,7 @@ from distilflow.storage import (
     save_image,
     write_rows,
 )
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 ROWS = [
     {"instruction": "q0", "generation": "a0", "tags": ["x", "y"], "meta": {"n": 0, "inner": {"ok": True}}},

@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from distilflow.storage import AnswerStore, answer_store, check_answer_store
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 
 

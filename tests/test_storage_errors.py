@@ -20,7 +20,7 @@ from distilflow.storage import (
 )
 from distilflow.storage.filesystems import clear_cache
 from distilflow.storage.testing import moto_s3_server
-from distilflow.tasks.errors import DistilflowUserError
+from distilflow.errors import DistilflowUserError
 
 DISTINCTIVE_SECRET = "wrong-secret-Zq8rT2vW9xY4-distinctive"
 

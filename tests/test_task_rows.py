@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from distilflow.tasks import DistilflowUserError, ImageGeneration, ImageTask, Task, TextGeneration
-from distilflow.tasks.models import DummyAsyncLLM, DummyImageGenerationModel, DummyLLM
-from distilflow.tasks.models.testing import tiny_png
+from distilflow.errors import DistilflowUserError
+
+from distilflow.steps.tasks import ImageGeneration, ImageTask, Task, TextGeneration
+from distilflow.models import DummyAsyncLLM, DummyImageGenerationModel, DummyLLM
+from distilflow.models.testing import tiny_png
 
 
 class Gen(Task):
@@ -96,7 +98,7 @@ def test_statistics_key_only_when_the_model_reports_them():
 
 def test_format_error_falls_back_with_raw_output_and_reason(caplog):
     task = Gen(name="gen", llm=DummyLLM(model="m", responses=["ok", "!bad"]), num_generations=2)
-    with caplog.at_level(logging.WARNING, logger="distilflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps.tasks"):
         rows = next(task.process([{"question": "q"}]))
     assert rows == [
         {"question": "q", "answer": "ok", "model_name": "m", "distilabel_metadata": meta("gen", "ok", "q", 1)},
@@ -294,7 +296,7 @@ def test_tasks_pickle_without_losing_settings():
 def test_a_failing_input_raises_its_own_error_not_a_cancellation():
     import asyncio
 
-    from distilflow.tasks.models import AsyncLLM
+    from distilflow.models import AsyncLLM
 
     class Flaky(AsyncLLM):
         @property

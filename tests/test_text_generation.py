@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from distilflow.tasks import ChatGeneration, DistilflowUserError, TextGeneration
-from distilflow.tasks.models import DummyLLM
-from distilflow.tasks.runner import run_tasks
+from distilflow.errors import DistilflowUserError
+
+from distilflow.steps.tasks import ChatGeneration, TextGeneration
+from distilflow.models import DummyLLM
+from distilflow.runner import run_tasks
 
 
 def test_text_generation_renders_the_template_and_system_prompt():
@@ -111,7 +113,7 @@ def test_chat_generation_validation(messages, message):
 
 
 def test_unknown_generation_settings_are_rejected_up_front():
-    from distilflow.tasks.models import OpenAILLM
+    from distilflow.models import OpenAILLM
 
     with pytest.raises(DistilflowUserError, match=r"does not know the generation setting\(s\) \['max_tokens_typo'\]"):
         OpenAILLM(model="m", generation_kwargs={"max_tokens_typo": 3})

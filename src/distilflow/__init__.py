@@ -6,8 +6,10 @@
     task.load()
     rows = next(task.process([{"instruction": "What's the capital of Spain?"}]))
 
-The names below are the public API; the subpackages (`distilflow.tasks`, `distilflow.storage`,
-`distilflow.flows`) hold the rest. Names are imported on first use, so `import distilflow` does
+The names below are the public API. The subpackages follow distilabel's map (`distilflow.models`,
+`distilflow.steps`, `distilflow.steps.tasks`, `distilflow.pipeline`, `distilflow.distiset`, ...: a
+distilabel script moves with `sed s/distilabel/distilflow/`); `distilflow.runner` runs them on
+Prefect, `distilflow.storage` keeps data, `distilflow.flows` holds runnable pipelines. Names are imported on first use, so `import distilflow` does
 not load Prefect or the storage libraries until a runner or storage name is asked for.
 """
 
@@ -18,29 +20,30 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> the module that defines it
+# public name -> the module that defines it (distilabel's map: models, steps, steps.tasks, pipeline, distiset)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         [
-            "DISTILABEL_METADATA_KEY", "ChatGeneration", "EvolInstruct", "ImageGeneration", "ImageTask", "Task",
-            "TextGeneration", "TextGenerationWithImage", "UltraFeedback", "task", "APIGenGenerator",
-            "APIGenSemanticChecker", "ComplexityScorer", "EvolQuality", "QualityScorer",
+            "APIGenExecutionChecker", "APIGenGenerator", "APIGenSemanticChecker", "ChatGeneration", "ComplexityScorer",
+            "EvolInstruct", "EvolQuality", "ImageGeneration", "ImageTask", "QualityScorer", "Task", "TextGeneration",
+            "TextGenerationWithImage", "UltraFeedback", "task",
         ],
-        "distilflow.tasks",
+        "distilflow.steps.tasks",
     ),
+    "DISTILABEL_METADATA_KEY": "distilflow.constants",
     **dict.fromkeys(
         [
             "BatchesFailedError", "DistilflowError", "DistilflowUserError", "ModelConfigurationError",
             "ModelRequestError",
         ],
-        "distilflow.tasks.errors",
+        "distilflow.errors",
     ),
     **dict.fromkeys(
         [
             "LLM", "AsyncImageGenerationModel", "AsyncLLM", "DummyAsyncLLM", "DummyImageGenerationModel", "DummyLLM",
             "ImageGenerationModel", "InferenceEndpointsLLM", "OpenAIImageGeneration", "OpenAILLM",
         ],
-        "distilflow.tasks.models",
+        "distilflow.models",
     ),
     **dict.fromkeys(
         [
@@ -48,13 +51,14 @@ _EXPORTS: dict[str, str] = {
             "FormatChatGenerationSFT", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "GeneratorStep",
             "GlobalStep", "GroupColumns", "KeepColumns", "LoadDataFromDicts", "LoadDataFromDisk",
             "LoadDataFromFileSystem", "MergeColumns", "Step", "StepInput", "StepOutput", "GeneratorStepOutput",
-            "make_generator_step", "step", "APIGenExecutionChecker", "DeitaFiltering", "KeepPassingRows",
+            "make_generator_step", "step", "DeitaFiltering", "KeepPassingRows",
         ],
-        "distilflow.tasks.steps",
+        "distilflow.steps",
     ),
-    **dict.fromkeys(["Distiset", "Pipeline", "routing_batch_function", "sample_n_steps"], "distilflow.tasks.pipeline"),
-    **dict.fromkeys(["RunOptions", "RunResult", "StepSummary", "run_tasks"], "distilflow.tasks.runner"),
-    **dict.fromkeys(["Simulator"], "distilflow.tasks.simulator"),
+    **dict.fromkeys(["Pipeline", "routing_batch_function", "sample_n_steps"], "distilflow.pipeline"),
+    "Distiset": "distilflow.distiset",
+    **dict.fromkeys(["RunOptions", "RunResult", "StepSummary", "run_tasks"], "distilflow.runner"),
+    "Simulator": "distilflow.simulator",
     **dict.fromkeys(["DatasetWriter", "answer_store", "read_rows", "save_image", "write_rows"], "distilflow.storage"),
 }
 
@@ -75,26 +79,27 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from distilflow.storage import DatasetWriter, answer_store, read_rows, save_image, write_rows
-    from distilflow.tasks import (
-        DISTILABEL_METADATA_KEY, APIGenGenerator, APIGenSemanticChecker, ChatGeneration, ComplexityScorer,
-        EvolInstruct, EvolQuality, ImageGeneration, ImageTask, QualityScorer, Task, TextGeneration,
-        TextGenerationWithImage, UltraFeedback, task,
-    )
-    from distilflow.tasks.errors import (
+    from distilflow.constants import DISTILABEL_METADATA_KEY
+    from distilflow.distiset import Distiset
+    from distilflow.errors import (
         BatchesFailedError, DistilflowError, DistilflowUserError, ModelConfigurationError, ModelRequestError,
     )
-    from distilflow.tasks.models import (
+    from distilflow.models import (
         LLM, AsyncImageGenerationModel, AsyncLLM, DummyAsyncLLM, DummyImageGenerationModel, DummyLLM,
         ImageGenerationModel, InferenceEndpointsLLM, OpenAIImageGeneration, OpenAILLM,
     )
-    from distilflow.tasks.pipeline import Distiset, Pipeline, routing_batch_function, sample_n_steps
-    from distilflow.tasks.runner import RunOptions, RunResult, StepSummary, run_tasks
-    from distilflow.tasks.steps import (
-        CombineOutputs, ConversationTemplate, DataSampler, ExpandColumns, FormatChatGenerationDPO,
+    from distilflow.pipeline import Pipeline, routing_batch_function, sample_n_steps
+    from distilflow.runner import RunOptions, RunResult, StepSummary, run_tasks
+    from distilflow.simulator import Simulator
+    from distilflow.steps import (
+        CombineOutputs, ConversationTemplate, DataSampler, DeitaFiltering, ExpandColumns, FormatChatGenerationDPO,
         FormatChatGenerationSFT, FormatTextGenerationDPO, FormatTextGenerationSFT, GeneratorStep, GeneratorStepOutput,
-        GlobalStep, GroupColumns, KeepColumns, LoadDataFromDicts, LoadDataFromDisk, LoadDataFromFileSystem,
-        MergeColumns, Step, StepInput, StepOutput, make_generator_step, step, APIGenExecutionChecker,
-        DeitaFiltering, KeepPassingRows,
+        GlobalStep, GroupColumns, KeepColumns, KeepPassingRows, LoadDataFromDicts, LoadDataFromDisk,
+        LoadDataFromFileSystem, MergeColumns, Step, StepInput, StepOutput, make_generator_step, step,
     )
-    from distilflow.tasks.simulator import Simulator
+    from distilflow.steps.tasks import (
+        APIGenExecutionChecker, APIGenGenerator, APIGenSemanticChecker, ChatGeneration, ComplexityScorer, EvolInstruct,
+        EvolQuality, ImageGeneration, ImageTask, QualityScorer, Task, TextGeneration, TextGenerationWithImage,
+        UltraFeedback, task,
+    )
+    from distilflow.storage import DatasetWriter, answer_store, read_rows, save_image, write_rows

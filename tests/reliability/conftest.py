@@ -29,7 +29,7 @@ def instructions(tmp_path):
 @pytest.fixture
 def slow_sim():
     """A simulator of its own, slow enough (0.3 s an answer) to catch a run half way."""
-    from distilflow.tasks.simulator import Simulator
+    from distilflow.simulator import Simulator
 
     with Simulator(latency=0.3) as sim:
         yield sim

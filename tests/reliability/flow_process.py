@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect.settings import PREFECT_API_URL
 
 from distilflow.storage import AnswerStore, filesystem
-from distilflow.tasks.simulator import Simulator
+from distilflow.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS, BATCH, IN_FLIGHT = 40, 4, 2

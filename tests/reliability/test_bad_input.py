@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from distilflow.tasks import DistilflowUserError, TextGeneration
-from distilflow.tasks.errors import InvalidSettingsError
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.runner import run_tasks
+from distilflow.errors import DistilflowUserError
+
+from distilflow.steps.tasks import TextGeneration
+from distilflow.errors import InvalidSettingsError
+from distilflow.models import OpenAILLM
+from distilflow.runner import run_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 EARLIER = b'{"instruction": "an earlier run", "generation": "its answer", "model_name": "m"}\n'

@@ -19,8 +19,8 @@ from flow_process import (
 )
 
 from distilflow.storage import filesystem, read_rows
-from distilflow.tasks.answers import FLUSH_ANSWERS, MAX_BACKLOG
-from distilflow.tasks.simulator import Simulator
+from distilflow.answers import FLUSH_ANSWERS, MAX_BACKLOG
+from distilflow.simulator import Simulator
 
 ROWS, BATCH, BATCHES_AT_ONCE = 1000, 500, 2
 REQUESTS_AT_ONCE = 16

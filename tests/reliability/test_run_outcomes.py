@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from distilflow.tasks.simulator import Simulator
+from distilflow.simulator import Simulator
 from flow_process import ROOT, flow_env, stored_answers, write_instructions
 
 pytestmark = pytest.mark.reliability

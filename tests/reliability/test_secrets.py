@@ -23,9 +23,9 @@ from deployment_env import DeploymentEnvironment
 from pydantic import SecretStr
 
 from distilflow.storage import filesystem, read_rows
-from distilflow.tasks import TextGeneration
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.simulator import Simulator
+from distilflow.steps.tasks import TextGeneration
+from distilflow.models import OpenAILLM
+from distilflow.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-reliability-KEY-3141592653"

@@ -5,7 +5,7 @@ transient faults (429 with Retry-After, 500/503, timeouts, connection resets, a 
 server, an answer that is not an answer) must never become fallback rows, and model answers
 that are empty or unparsable must become fallback rows carrying `fallback_reason_<task>`.
 
-What is transient and what is a fallback (tasks/models/_openai_compat.py, `_checked_answer`):
+What is transient and what is a fallback (src/distilflow/models/_openai_compat.py, `_checked_answer`):
 
 * retried, never a row: 408/409/429/5xx, connection errors (refused, reset), timeouts, an HTTP
   200 whose body is not JSON ("garbage", a proxy's error page) and an HTTP 200 whose JSON is not
@@ -40,13 +40,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from distilflow.tasks import TextGeneration, UltraFeedback
-from distilflow.tasks.errors import ModelRequestError
-from distilflow.tasks.models import OpenAIImageGeneration, OpenAILLM
-from distilflow.tasks.models._concurrency import AdaptiveLimit
-from distilflow.tasks.runner import FALLBACK_STATE_NAME, RunOptions, run_tasks
-from distilflow.tasks.simulator import Simulator, SimulatorConfig
-from distilflow.tasks.simulator.state import SimulatorState
+from distilflow.steps.tasks import TextGeneration, UltraFeedback
+from distilflow.errors import ModelRequestError
+from distilflow.models import OpenAIImageGeneration, OpenAILLM
+from distilflow.models._concurrency import AdaptiveLimit
+from distilflow.runner import FALLBACK_STATE_NAME, RunOptions, run_tasks
+from distilflow.simulator import Simulator, SimulatorConfig
+from distilflow.simulator.state import SimulatorState
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.timeout(120)]
 

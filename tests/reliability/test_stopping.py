@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from distilflow.tasks.simulator import Simulator
+from distilflow.simulator import Simulator
 from flow_process import ROOT, stored_answers, write_instructions
 
 pytestmark = pytest.mark.reliability
@@ -201,10 +201,10 @@ def test_nothing_listening_at_the_base_url_is_named_in_seconds(tmp_path):
 
 PIPELINE_RUN_SCRIPT = '''
 import os
-from distilflow.tasks import TextGeneration
-from distilflow.tasks.models import OpenAILLM
-from distilflow.tasks.pipeline import Pipeline
-from distilflow.tasks.steps import LoadDataFromDicts
+from distilflow.steps.tasks import TextGeneration
+from distilflow.models import OpenAILLM
+from distilflow.pipeline import Pipeline
+from distilflow.steps import LoadDataFromDicts
 
 with Pipeline(name="lost-api") as pipeline:
     load = LoadDataFromDicts(data=[{"instruction": f"question {i}"} for i in range(400)], batch_size=20)

@@ -1,0 +1,145 @@
+"""Runs that end in a dataset: rows streamed to a path or `s3://` as batches finish, published whole.
+
+What `python flows/<name>.py` and `pipeline.main()` share: the output is checked before any
+request; finished batches are written as they come; the dataset appears at its place only when the
+run completed (rows that failed alone included, with their errors), and a run that stopped leaves
+what was there before. The state a flow returns says how it went, for the exit status and the UI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Union
+
+from distilflow.storage import DatasetWriter, check_writable
+from distilflow.errors import BatchesFailedError, DistilflowUserError
+from distilflow.runner.pipeline import run_tasks
+from distilflow.runner.result import RunResult
+
+__all__ = ["run_pipeline_to_dataset", "run_steps", "user_error_state"]
+
+
+def user_error_state(error: DistilflowUserError):
+    """How a flow ends on bad input or configuration: Failed, with the message and nothing else.
+
+    Raising instead would have Prefect log the whole traceback first, burying the one line that
+    says what to fix. Python callers still get the error raised by `state.result()` (or by calling
+    the flow without `return_state`), and a deployment's run is Failed with the message.
+    """
+    from prefect.states import Failed
+
+    return Failed(message=str(error), data=error)
+
+
+def run_steps(
+    steps: Any,
+    rows: list[dict[str, Any]],
+    params: Any,
+    logger: Any,
+    flow_name: str,
+    transform: Union[Callable[[list[dict[str, Any]]], list[dict[str, Any]]], None] = None,
+):
+    """Run the steps and stream each finished batch to `params.output`; return the final state.
+
+    The output location is checked before any request. Batches are written as they finish and
+    the dataset appears at `params.output` only when the run completed (rows that failed alone
+    included, with their errors); a run that stopped leaves what was there before. With
+    `dry_run`, three rows run without the cache and are printed instead.
+    """
+    from prefect.states import Completed
+
+    if params.dry_run:
+        result = run_tasks(steps, rows[:3], params.run.options(cache=False, artifacts=False))
+        shown = transform(result.rows) if transform else result.rows
+        for row in shown:
+            print(json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
+        return Completed(message=f"dry run: {result.summary_line()}")
+    check_writable(params.output, role="output")
+    with DatasetWriter(params.output) as writer:
+        sink = writer if transform is None else _Transformed(writer, transform)
+        result = run_tasks(steps, rows, params.run.options(), sink=sink, keep_rows=False)
+        if not result.complete:
+            return _not_published(result, params.output)
+        written = writer.commit()
+    return _report(result, params.output, written, logger, flow_name)
+
+
+def _not_published(result: RunResult, output: str):
+    """The run's failed state, saying that the output was left as it was."""
+    from prefect.states import Failed
+
+    state = result.final_state()
+    error = state.result(raise_on_failure=False)
+    message = f"{state.message} Nothing was written: {output} is as it was before the run."
+    if isinstance(error, BatchesFailedError):
+        error = BatchesFailedError(message)
+    return Failed(message=message, data=error)
+
+
+class _Transformed:
+    def __init__(self, writer: Any, transform: Callable) -> None:
+        self.writer, self.transform = writer, transform
+
+    def write_part(self, index: int, rows: list[dict[str, Any]]) -> None:
+        self.writer.write_part(index, self.transform(rows))
+
+
+def _report(result: RunResult, output: str, written: int, logger: Any, flow_name: str):
+    from prefect.artifacts import create_markdown_artifact
+
+    where = output if "://" in output else str(Path(output).resolve())
+    line = f"Wrote {written} rows to {where}. {result.summary_line()}"
+    logger.info(line)
+    print(line)
+    create_markdown_artifact(
+        key=f"{flow_name}-output",
+        markdown=f"## Output\n\n{written} rows written to `{where}`\n\n{result.summary_line()}\n",
+        description="Where this run's rows are",
+    )
+    return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
+
+
+def run_pipeline_to_dataset(
+    pipeline: Any, outputs: dict[str, str], options: Any, logger: Any, *, dry_run: bool = False,
+    dataset: Union[list[dict[str, Any]], None] = None, dataset_batch_size: int = 50,
+):
+    """`run_steps` for a pipeline: each leaf step's rows streamed to `outputs[leaf]`; the flow's final state.
+
+    With `dry_run`, one batch of three rows from each loader runs through every step without the
+    cache, and the leaves' rows are printed instead of written.
+    """
+    import contextlib
+
+    from prefect.states import Completed
+
+    from distilflow.runner.graph import run_pipeline
+
+    if dry_run:
+        sizes = {name: step.batch_size for name, step in pipeline.steps.items() if step.is_generator}
+        try:
+            for name in sizes:
+                pipeline.steps[name].batch_size = 3
+            output = run_pipeline(pipeline, options=options.model_copy(update={"cache": False, "artifacts": False}),
+                                  max_batches=1, dataset=dataset[:3] if dataset else dataset, dataset_batch_size=3)
+        finally:
+            for name, size in sizes.items():
+                pipeline.steps[name].batch_size = size
+        for leaf, rows in output.leaves.items():
+            for row in rows:
+                print(f"{leaf}: " + json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
+        return Completed(message=f"dry run: {output.result.summary_line()}")
+    for uri in outputs.values():
+        check_writable(uri, role="output")
+    with contextlib.ExitStack() as stack:
+        writers = {leaf: stack.enter_context(DatasetWriter(uri)) for leaf, uri in outputs.items()}
+        output = run_pipeline(pipeline, options=options, sinks=writers, keep_rows=False, dataset=dataset,
+                              dataset_batch_size=dataset_batch_size)
+        result = output.result
+        if not result.complete:
+            return _not_published(result, ", ".join(outputs.values()))
+        written = {leaf: writer.commit() for leaf, writer in writers.items()}
+    for leaf, uri in outputs.items():
+        state = _report(result, uri, written[leaf], logger, f"{pipeline.name}-{leaf}" if len(outputs) > 1 else pipeline.name)
+    return state

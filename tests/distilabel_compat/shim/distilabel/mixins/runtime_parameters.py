@@ -1,3 +1,0 @@
-from distilflow.tasks.typing import RuntimeParameter
-
-__all__ = ["RuntimeParameter"]

@@ -1,1 +1,0 @@
-from distilflow.tasks.models import *  # noqa: F403

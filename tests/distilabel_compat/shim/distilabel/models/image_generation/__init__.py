@@ -1,3 +1,0 @@
-from distilflow.tasks.models import (  # noqa: F401
-    AsyncImageGenerationModel, ImageGenerationModel, OpenAIImageGeneration,
-)

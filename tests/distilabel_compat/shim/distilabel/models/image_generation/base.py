@@ -1,3 +1,0 @@
-from distilflow.tasks.models import AsyncImageGenerationModel, ImageGenerationModel
-
-__all__ = ["AsyncImageGenerationModel", "ImageGenerationModel"]

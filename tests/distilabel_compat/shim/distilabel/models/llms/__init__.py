@@ -1,1 +1,0 @@
-from distilflow.tasks.models import LLM, AsyncLLM, InferenceEndpointsLLM, OpenAILLM  # noqa: F401

@@ -1,3 +1,0 @@
-from distilflow.tasks.models import LLM, AsyncLLM
-
-__all__ = ["LLM", "AsyncLLM"]

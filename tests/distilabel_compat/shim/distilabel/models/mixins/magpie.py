@@ -1,3 +1,0 @@
-from distilflow.tasks.models import MagpieChatTemplateMixin
-
-__all__ = ["MagpieChatTemplateMixin"]

@@ -1,3 +1,0 @@
-from distilflow.tasks.pipeline import Pipeline
-
-__all__ = ["Pipeline"]

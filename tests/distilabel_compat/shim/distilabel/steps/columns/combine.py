@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.columns.combine import CombineOutputs
-
-__all__ = ["CombineOutputs"]

@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.columns.expand import ExpandColumns
-
-__all__ = ["ExpandColumns"]

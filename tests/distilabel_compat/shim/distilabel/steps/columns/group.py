@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.columns.group import GroupColumns
-
-__all__ = ["GroupColumns"]

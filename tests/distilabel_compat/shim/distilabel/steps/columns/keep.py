@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.columns.keep import KeepColumns
-
-__all__ = ["KeepColumns"]

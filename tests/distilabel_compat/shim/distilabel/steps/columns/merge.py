@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.columns.merge import MergeColumns
-
-__all__ = ["MergeColumns"]

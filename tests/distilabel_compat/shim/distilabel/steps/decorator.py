@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.decorator import step
-
-__all__ = ["step"]

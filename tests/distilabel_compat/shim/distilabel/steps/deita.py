@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.deita import DeitaFiltering
-
-__all__ = ["DeitaFiltering"]

@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.formatting.conversation import ConversationTemplate
-
-__all__ = ["ConversationTemplate"]

@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.generators.data import LoadDataFromDicts
-
-__all__ = ["LoadDataFromDicts"]

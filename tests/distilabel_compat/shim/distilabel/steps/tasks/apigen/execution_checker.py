@@ -1,3 +1,0 @@
-from distilflow.tasks.steps.apigen import APIGenExecutionChecker
-
-__all__ = ["APIGenExecutionChecker"]

@@ -1,3 +1,0 @@
-from distilflow.tasks.apigen_generator import APIGenGenerator
-
-__all__ = ["APIGenGenerator"]

@@ -1,3 +1,0 @@
-from distilflow.tasks import ImageTask, Task
-
-__all__ = ["ImageTask", "Task"]

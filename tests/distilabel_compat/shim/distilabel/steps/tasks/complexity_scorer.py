@@ -1,3 +1,0 @@
-from distilflow.tasks.complexity_scorer import ComplexityScorer
-
-__all__ = ["ComplexityScorer"]

@@ -1,3 +1,0 @@
-from distilflow.tasks import task
-
-__all__ = ["task"]

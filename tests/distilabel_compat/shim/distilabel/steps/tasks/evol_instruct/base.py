@@ -1,3 +1,0 @@
-from distilflow.tasks import EvolInstruct
-
-__all__ = ["EvolInstruct"]

@@ -1,3 +1,0 @@
-from distilflow.tasks.evol_quality import EvolQuality
-
-__all__ = ["EvolQuality"]

@@ -1,3 +1,0 @@
-from distilflow.tasks.evol_quality import MUTATION_TEMPLATES
-
-__all__ = ["MUTATION_TEMPLATES"]

@@ -1,3 +1,0 @@
-from distilflow.tasks import ImageGeneration
-
-__all__ = ["ImageGeneration"]

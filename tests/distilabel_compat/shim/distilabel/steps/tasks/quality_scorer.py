@@ -1,3 +1,0 @@
-from distilflow.tasks.quality_scorer import QualityScorer
-
-__all__ = ["QualityScorer"]

@@ -1,3 +1,0 @@
-from distilflow.tasks import ChatGeneration, TextGeneration
-
-__all__ = ["ChatGeneration", "TextGeneration"]

@@ -1,3 +1,0 @@
-from distilflow.tasks import TextGenerationWithImage
-
-__all__ = ["TextGenerationWithImage"]

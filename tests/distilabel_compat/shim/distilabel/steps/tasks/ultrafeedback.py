@@ -1,3 +1,0 @@
-from distilflow.tasks import UltraFeedback
-
-__all__ = ["UltraFeedback"]
