@@ -66,8 +66,8 @@ class _Task(Step):
     def format_output(self, output: Any, input: Union[dict[str, Any], None] = None) -> dict[str, Any]:
         """Turn one answer of the model into the task's output columns."""
 
-    def get_outputs(self) -> dict[str, bool]:
-        columns = super().get_outputs()
+    def _declared_outputs(self) -> dict[str, bool]:
+        columns = super()._declared_outputs()
         columns.setdefault("model_name", True)
         return columns
 
@@ -171,7 +171,7 @@ class _Task(Step):
 
     def validate_rows(self, rows: list[dict[str, Any]], *, mapped: bool = False) -> None:
         """Fail before any request when a row lacks a required column or cannot be formatted."""
-        required = [c for c, req in self.get_inputs().items() if req]
+        required = [c for c, req in self._declared_inputs().items() if req]
         for index, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise DistilflowUserError(
@@ -211,7 +211,7 @@ class _Task(Step):
         except Exception as e:  # noqa: BLE001 - any formatting failure becomes a fallback row
             reason = EMPTY_OUTPUT_REASON if isinstance(e, _EmptyOutput) else f"{type(e).__name__}: {e}"
             _logger.warning("Task '%s' failed to format output: %s. Saving raw response.", self.name, reason)
-            columns = {c: None for c in self.get_outputs() if c != "model_name"}
+            columns = {c: None for c in self._declared_outputs() if c != "model_name"}
         metadata = dict(columns.pop(DISTILABEL_METADATA_KEY, None) or {})
         if self.add_raw_output:
             metadata[f"raw_output_{self.name}"] = raw_output
@@ -227,7 +227,7 @@ class _Task(Step):
 
     def _failed_generation(self, formatted_input: FormattedInput, failure: RowFailure) -> dict[str, Any]:
         """A generation whose request failed: no outputs, the raw input, and the error."""
-        columns: dict[str, Any] = {c: None for c in self.get_outputs() if c != "model_name"}
+        columns: dict[str, Any] = {c: None for c in self._declared_outputs() if c != "model_name"}
         metadata: dict[str, Any] = {}
         if self.add_raw_output:
             metadata[f"raw_output_{self.name}"] = None
@@ -266,7 +266,7 @@ class _Task(Step):
 
     def _sample_input(self) -> FormattedInput:
         """A formatted prompt for display; override when inputs are not plain strings."""
-        required = [c for c, req in self.get_inputs().items() if req]
+        required = [c for c, req in self._declared_inputs().items() if req]
         return self._request({c: f"<PLACEHOLDER_{c.upper()}>" for c in required})
 
     def print(self, sample_input: Union[FormattedInput, None] = None) -> None:

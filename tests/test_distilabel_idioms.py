@@ -143,14 +143,16 @@ def test_distilabels_generation_settings_reach_the_server(sim, caplog, monkeypat
     assert "do_sample" not in sent[0] and "do_sample is a text-generation setting" in caplog.text
 
 
-def test_runtime_parameters_are_set_by_name():
+def test_runtime_parameters_are_set_by_name(caplog):
     task = TextGeneration(llm=OpenAILLM(model="m", base_url="http://127.0.0.1:1/v1"))
     assert task.runtime_parameters_names["input_batch_size"] is True
     assert task.runtime_parameters_names["llm"]["generation_kwargs"]["temperature"] is True
     task.set_runtime_parameters({"input_batch_size": 7, "llm": {"generation_kwargs": {"temperature": 0.7}, "timeout": 9}})
     assert task.input_batch_size == 7 and task.llm.generation_kwargs == {"temperature": 0.7} and task.llm.timeout == 9
-    with pytest.raises(ValueError, match="has no run-time parameter 'batch_size'"):
+    with caplog.at_level(logging.WARNING, logger="distilflow.steps"):  # ignored with a warning, as in distilabel
         task.set_runtime_parameters({"batch_size": 3})
+    assert "has no run-time parameter 'batch_size', so it is ignored; did you mean ['input_batch_size']" in caplog.text
+    assert not hasattr(task, "batch_size")
 
     class WithRuntime(DummyLLM):
         needed: RuntimeParameter[int]

@@ -183,24 +183,20 @@ def test_a_root_that_makes_no_rows_is_refused_unless_a_dataset_is_given():
     pipeline.validate(with_dataset=["instruction"])
 
 
-def test_branches_from_loaders_with_different_batch_sizes_cannot_merge():
-    def build():
+def test_branches_that_cut_different_batches_are_merged_by_row_position():
+    with Pipeline(name="p") as pipeline:
         a = Rows(name="small", batch_size=10) >> Upper(name="a")
         b = Rows(name="large", batch_size=50) >> Upper(name="b")
         [a, b] >> Join(name="join")
-
-    _refused(build, r"'join' merges branches that start from steps with different batch sizes")
-
-
-def test_a_merge_of_a_global_branch_with_a_plain_one_is_refused():
-    def build():
-        load = Rows()
+        load = Rows(name="load")
         plain, before_dedup, dedup = Upper(name="plain"), Upper(name="before_dedup"), Dedup(name="dedup")
         load >> [plain, before_dedup]
         before_dedup >> dedup
-        [plain, dedup] >> Join(name="join")
-
-    _refused(build, r"'join' merges branches where only \['dedup'\] pass a global step")
+        [plain, dedup] >> Join(name="join_global")
+        load >> [Upper(name="c"), Upper(name="d")] >> Join(name="join_same")
+    pipeline.validate()  # distilabel accepts both: rows are paired by position (runner/row_merge.py)
+    assert pipeline.merges_by_rows("join") and pipeline.merges_by_rows("join_global")
+    assert not pipeline.merges_by_rows("join_same")  # batch i of each, as cut by one loader
 
 
 def test_routing_that_routes_nowhere_is_refused():

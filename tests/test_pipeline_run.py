@@ -25,7 +25,7 @@ from distilflow.steps.tasks import TextGeneration
 from distilflow.errors import DistilflowUserError
 from distilflow.pipeline import Pipeline, sample_n_steps
 from distilflow.runner import RunOptions
-from distilflow.steps import GeneratorStep, GlobalStep, Step, StepInput
+from distilflow.steps import CombineOutputs, GeneratorStep, GlobalStep, GroupColumns, Step, StepInput, step
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -187,6 +187,87 @@ def test_rows_whose_requests_failed_are_counted_per_step_and_kept(sim, tmp_path)
     assert state.name == "CompletedWithFailedRows"
     for name, count in failed.items():
         assert f"{name}: {count} of 20 rows failed" in state.message
+
+
+class Note(GlobalStep):
+    """Sees every row at once and keeps each one (arena-hard's reference answers are loaded so)."""
+
+    inputs = ["instruction"]
+    outputs = ["note"]
+
+    def process(self, inputs: StepInput):
+        yield [{**row, "note": f"{row['instruction']} of {len(inputs)}"} for row in inputs]
+
+
+class KeepEven(GlobalStep):
+    inputs = ["instruction"]
+    outputs = []
+
+    def process(self, inputs: StepInput):
+        yield [row for row in inputs if int(row["instruction"].split()[-1]) % 2 == 0]
+
+
+class Echo(Step):
+    inputs = ["instruction"]
+    outputs = ["echo"]
+
+    def process(self, *inputs: StepInput):
+        yield [{**row, "echo": row["instruction"]} for row in inputs[0]]
+
+
+def test_branches_that_cut_different_batches_are_paired_row_by_row(sim, tmp_path):
+    with Pipeline(name="row-merge") as pipeline:
+        gen_a = TextGeneration(name="gen_a", llm=llm(sim, model="model-a"))
+        gen_b = TextGeneration(name="gen_b", llm=llm(sim, model="model-b"))
+        Questions(name="small", count=10, batch_size=3) >> gen_a
+        Questions(name="large", count=10, batch_size=4) >> gen_b
+        [gen_a, gen_b] >> Pair(name="pair", input_batch_size=6)  # Pair refuses rows that do not line up
+    rows = pipeline.run(options=options(tmp_path)).rows()
+    assert [row["instruction"] for row in rows] == [f"question {i}" for i in range(10)]
+    assert all(row["models"] == ["model-a", "model-b"] for row in rows)
+    runs = task_runs(latest_flow_run("row-merge").id, expected=4 + 3 + 4 + 3 + 2)
+    assert sorted(name for name in runs if name.startswith("pair")) == ["pair[1]", "pair[2]"]  # 6 rows, then 4
+
+
+def test_a_branch_through_a_global_step_is_paired_with_the_others_once_it_ends(sim, tmp_path):
+    with Pipeline(name="global-merge") as pipeline:
+        load = Questions(count=7, batch_size=2)
+        gen = TextGeneration(name="gen", llm=llm(sim))
+        load >> [gen, Note(name="note")] >> CombineOutputs(name="combine")
+    rows = pipeline.run(options=options(tmp_path)).rows()
+    assert [(row["instruction"], row["note"]) for row in rows] == [(f"question {i}", f"question {i} of 7")
+                                                                    for i in range(7)]
+    assert all(row["generation"] for row in rows) and sim.stats()["requests"] == 7
+
+
+def test_branches_that_end_with_different_row_counts_are_not_paired(sim, tmp_path):
+    with Pipeline(name="uneven-merge") as pipeline:
+        load = Questions(count=8, batch_size=4)
+        combine = CombineOutputs(name="combine")
+        load >> [Echo(name="echo"), KeepEven(name="even")] >> combine >> TextGeneration(name="after", llm=llm(sim))
+    with pytest.raises(DistilflowUserError) as raised:
+        pipeline.run(options=options(tmp_path))
+    assert "Step 'combine': its branches made different numbers of rows {'echo': 8, 'even': 4}" in str(raised.value)
+    assert sim.stats()["requests"] == 0  # no mismatched row went on to the model
+
+
+def test_a_step_that_raises_passes_its_rows_on_with_none_outputs_counted_as_failed(sim, tmp_path):
+    @step(inputs=["instruction"], outputs=["response"])
+    def FailAlways(_: StepInput):
+        raise RuntimeError("this step always fails")
+
+    @step(inputs=["instruction"], outputs=["response"])
+    def Succeed(inputs: StepInput):
+        yield [{**row, "response": "fine"} for row in inputs]
+
+    with Pipeline(name="step-fails") as pipeline:  # distilabel's test_branching_missalignment
+        load = Questions(count=20, batch_size=10)
+        load >> [FailAlways(name="fail"), Succeed(name="ok")] >> GroupColumns(name="group", columns=["response"])
+    rows = pipeline.run(options=options(tmp_path)).rows()
+    assert [row["grouped_response"] for row in rows] == [[None, "fine"]] * 20
+    assert all(row["distilabel_metadata"]["error_fail"]["message"] == "this step always fails" for row in rows)
+    state = latest_flow_run("step-fails").state
+    assert state.name == "CompletedWithFailedRows" and "fail: 20 of 20 rows failed" in state.message
 
 
 def test_a_bad_graph_is_refused_before_any_flow_run_or_request(sim, tmp_path):

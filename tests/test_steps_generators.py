@@ -256,9 +256,9 @@ def test_output_mappings_are_checked_at_load_and_applied(tmp_path):
     wrong = LoadDataFromFileSystem(name="loader", data_files=path, output_mappings={"question": "prompt"})
     with pytest.raises(DistilflowUserError) as error:
         wrong.load()
-    assert str(error.value) == (
-        "Step 'loader': output_mappings keys ['question'] are not outputs of the step; its outputs are ['id', "
-        "'instruction'] (keys are step outputs, values are new column names)."
+    assert str(error.value) == (  # distilabel's words, and the fix
+        "The output column 'question' doesn't exist in the outputs of the step 'loader'. Outputs of the step are: "
+        "['instruction', 'id']. output_mappings keys are the step's output names, values new column names."
     )
 
 
@@ -437,9 +437,8 @@ def test_settings_a_file_loader_cannot_use_are_refused(tmp_path):
         "Hugging Face datasets); point data_files at that split's files (e.g. 'data/test/*.jsonl') and leave split "
         "unset."
     )
-    with pytest.raises(DistilflowUserError) as error:  # refused when the step is built
-        LoadDataFromFileSystem(name="loader", data_files=path, input_mappings={"instruction": "prompt"})
-    # (pydantic wraps what model_post_init raises: the base step's message then says "Value error, ...")
+    with pytest.raises(DistilflowUserError) as error:  # refused when the pipeline checks the steps, or at load
+        LoadDataFromFileSystem(name="loader", data_files=path, input_mappings={"instruction": "prompt"}).load()
     assert (
         "LoadDataFromFileSystem 'loader': input_mappings ['instruction'] given, but a loader reads no input "
         "columns; remove them (output_mappings rename the columns it loads)."

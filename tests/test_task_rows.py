@@ -13,6 +13,8 @@ from distilflow.errors import DistilflowUserError
 from distilflow.steps.tasks import ImageGeneration, ImageTask, Task, TextGeneration
 from distilflow.models import DummyAsyncLLM, DummyImageGenerationModel, DummyLLM
 from distilflow.models.testing import tiny_png
+from distilflow.pipeline import Pipeline
+from distilflow.steps import LoadDataFromDicts
 
 
 class Gen(Task):
@@ -208,10 +210,16 @@ def test_input_and_output_mappings_rename_columns_both_ways():
 
 
 def test_mappings_check_keys_and_name_the_mapped_column():
-    with pytest.raises(DistilflowUserError, match=r"input_mappings keys \['nope'\] are not inputs"):
-        Gen(llm=DummyLLM(), input_mappings={"nope": "x"})
-    with pytest.raises(DistilflowUserError, match=r"output_mappings keys \['nope'\] are not outputs"):
-        Gen(llm=DummyLLM(), output_mappings={"nope": "x"})
+    # checked when the step runs (a run-time parameter may still change its columns), as in distilabel
+    bad_input, bad_output = Gen(llm=DummyLLM(), input_mappings={"nope": "x"}), Gen(llm=DummyLLM(), output_mappings={"nope": "x"})
+    with pytest.raises(DistilflowUserError, match=r"The input column 'nope' doesn't exist in the inputs of the step"):
+        bad_input.verify_inputs_mappings()
+    with pytest.raises(DistilflowUserError, match=r"The output column 'nope' doesn't exist in the outputs of the step"):
+        bad_output.verify_outputs_mappings()
+    with Pipeline(name="p") as pipeline:
+        LoadDataFromDicts(data=[{"question": "q"}]) >> Gen(name="gen", llm=DummyLLM(), input_mappings={"nope": "x"})
+    with pytest.raises(DistilflowUserError, match=r"The input column 'nope' doesn't exist in the inputs of the step 'gen'"):
+        pipeline.validate()  # what run() does before any request
     task = Gen(name="gen", llm=DummyLLM(), input_mappings={"question": "prompt"})
     with pytest.raises(DistilflowUserError, match=r"question \(from column 'prompt'\)"):
         next(task.process_applying_mappings([{"other": 1}]))

@@ -323,7 +323,7 @@ def request_keys(
 
 def input_fingerprints(task: Any, rows: list[dict[str, Any]]) -> list[int]:
     """A 64-bit digest of the task's input columns in each row (the task's view, after mappings)."""
-    columns = list(task.get_inputs())
+    columns = list(task._declared_inputs())
     return [
         int.from_bytes(hashlib.blake2b(_canonical([row.get(c) for c in columns]).encode(), digest_size=8).digest(), "big")
         for row in rows

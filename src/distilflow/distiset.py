@@ -8,6 +8,7 @@ each leaf has its own name. A split is a list of row dicts that also answers the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Union
 
 __all__ = ["Dataset", "Distiset"]
@@ -37,12 +38,18 @@ class Dataset(list):
 class Distiset(dict):
     """Leaf step name (or "default" when there is one leaf) -> {"train": Dataset}."""
 
+    #: the folder of the artifacts the run's steps saved (`step.save_artifact`), if any
+    artifacts_path: Union[Path, None] = None
+
     @classmethod
-    def from_leaves(cls, leaves: dict[str, list[dict[str, Any]]]) -> Distiset:
+    def from_leaves(cls, leaves: dict[str, list[dict[str, Any]]], artifacts_path: Union[Path, None] = None) -> Distiset:
         if len(leaves) == 1:
             (rows,) = leaves.values()
-            return cls({"default": {"train": Dataset(rows)}})
-        return cls({name: {"train": Dataset(rows)} for name, rows in leaves.items()})
+            distiset = cls({"default": {"train": Dataset(rows)}})
+        else:
+            distiset = cls({name: {"train": Dataset(rows)} for name, rows in leaves.items()})
+        distiset.artifacts_path = artifacts_path
+        return distiset
 
     def rows(self, name: Union[str, None] = None) -> Dataset:
         """The rows of leaf `name` (the only one when not given)."""

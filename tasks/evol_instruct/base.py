@@ -247,7 +247,7 @@ class EvolInstruct(Task):
             if statistics:
                 metadata[f"statistics_{stage}_{self.name}"] = _by_key(statistics)
         else:
-            columns = {c: None for c in self.get_outputs() if c != "model_name"}
+            columns = {c: None for c in self._declared_outputs() if c != "model_name"}
             if self.add_raw_output:
                 metadata[f"raw_output_{self.name}"] = evolution.raw_outputs
             if self.add_raw_input:

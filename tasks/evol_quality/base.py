@@ -224,7 +224,7 @@ class EvolQuality(Task):
                 _logger.warning("Task '%s' failed to format output: %s. Saving raw response.", self.name, reason)
         metadata: dict[str, Any] = {}
         if reason is not None:
-            columns = {c: None for c in self.get_outputs() if c != "model_name"}
+            columns = {c: None for c in self._declared_outputs() if c != "model_name"}
             if self.add_raw_output:
                 metadata[f"raw_output_{self.name}"] = rewrite.raw_outputs
             if self.add_raw_input:
@@ -244,7 +244,7 @@ class EvolQuality(Task):
             "no request was sent"
         )
         _logger.warning("Task '%s': %s.", self.name, reason)
-        columns = {c: None for c in self.get_outputs() if c != "model_name"}
+        columns = {c: None for c in self._declared_outputs() if c != "model_name"}
         return self._with_metadata(row, columns, {f"fallback_reason_{self.name}": reason})
 
     def _with_metadata(self, row: dict[str, Any], columns: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:

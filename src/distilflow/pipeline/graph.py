@@ -14,6 +14,7 @@ a bad graph before any request, with one message naming the step and the fix. Ru
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextvars import Token
 from typing import TYPE_CHECKING, Any, Union
@@ -33,10 +34,25 @@ _log = logging.getLogger("distilflow.pipeline")
 class Pipeline:
     """A named graph of steps (distilabel's `Pipeline`): build it in a `with` block, connect with `>>`."""
 
-    def __init__(self, name: str = "pipeline", description: Union[str, None] = None, **_: Any) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise DistilflowUserError("Pipeline(name=...): give the pipeline a name (it names its Prefect flow run).")
-        self.name, self.description = name, description
+    def __init__(
+        self,
+        name: Union[str, None] = None,
+        description: Union[str, None] = None,
+        cache_dir: Union[str, os.PathLike, None] = None,
+        enable_metadata: bool = False,
+        requirements: Union[list[str], None] = None,
+    ) -> None:
+        """`name` names the Prefect flow run (none given: `pipeline_<step names>`, as distilabel names it);
+        `cache_dir` is where answers are kept (local or `s3://`; default `$DISTILFLOW_HOME/results`);
+        `requirements` are packages the pipeline needs, checked before it runs (see `requirements_to_install`).
+        """
+        if name is not None and not isinstance(name, str):
+            raise DistilflowUserError(f"Pipeline(name={name!r}): the name is a string (it names the Prefect flow run).")
+        self._named = bool(name and name.strip())
+        self.name = name if self._named else "pipeline"
+        self.description, self.enable_metadata = description, enable_metadata
+        self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
+        self._requirements = [str(r) for r in (requirements or [])]
         self._steps: dict[str, _Step] = {}
         self._successors: dict[str, list[str]] = {}
         self._predecessors: dict[str, list[str]] = {}
@@ -51,6 +67,20 @@ class Pipeline:
 
     def __exit__(self, *exc: Any) -> None:
         current_pipeline.reset(self._tokens.pop())
+        if not self._named and self._steps:
+            self.name = f"pipeline_{'_'.join(self._steps)}"
+
+    @property
+    def requirements(self) -> list[str]:
+        """The packages the pipeline and its steps (`@requirements`) need, sorted, each once."""
+        wanted = [*self._requirements, *(r for step in self._steps.values() for r in getattr(step, "requirements", []))]
+        return sorted(set(wanted))
+
+    def requirements_to_install(self) -> list[str]:
+        """The requirements this environment does not satisfy."""
+        from distilflow.utils.requirements import missing_requirements
+
+        return missing_requirements(self.requirements)
 
     def _step_names(self) -> set[str]:
         return set(self._steps)
@@ -122,7 +152,7 @@ class Pipeline:
         self,
         parameters: Union[dict[str, dict[str, Any]], None] = None,
         use_cache: bool = True,
-        dataset: Union[list[dict[str, Any]], None] = None,
+        dataset: Any = None,
         dataset_batch_size: int = 50,
         *,
         options: Any = None,
@@ -140,19 +170,39 @@ class Pipeline:
         if distilabel_only:
             _log.warning("Pipeline '%s': %s are distilabel's settings and are not used by distilflow.",
                          self.name, sorted(distilabel_only))
+        self._check_requirements()
         self._set_parameters(parameters or {})
         return run_pipeline_as_flow(
-            self, dataset=dataset, options=options, use_cache=use_cache, dataset_batch_size=dataset_batch_size
+            self, dataset=rows_of(dataset), options=self._with_cache_dir(options), use_cache=use_cache,
+            dataset_batch_size=dataset_batch_size,
         )
+
+    def _check_requirements(self) -> None:
+        missing = self.requirements_to_install()
+        if missing:
+            raise DistilflowUserError(
+                f"Pipeline '{self.name}' needs {missing}, which are not installed here: "
+                f"pip install {' '.join(repr(r) if any(c in r for c in '<>=!~; ') else r for r in missing)}"
+            )
+
+    def _with_cache_dir(self, options: Any) -> Any:
+        """`Pipeline(cache_dir=...)` keeps the answers there, unless the run's options name a place."""
+        if self.cache_dir is None or (options is not None and options.result_storage is not None):
+            return options
+        from distilflow.runner.options import RunOptions
+
+        return (options or RunOptions()).model_copy(update={"result_storage": self.cache_dir})
 
     def dry_run(
         self, parameters: Union[dict[str, dict[str, Any]], None] = None, batch_size: int = 1,
-        dataset: Union[list[dict[str, Any]], None] = None, *, options: Any = None,
+        dataset: Any = None, *, options: Any = None,
     ) -> Distiset:
         """Run one batch of `batch_size` rows through every step, without the answer cache."""
         from distilflow.runner.graph import run_pipeline_as_flow
 
+        self._check_requirements()
         self._set_parameters(parameters or {})
+        dataset, options = rows_of(dataset), self._with_cache_dir(options)
         saved = {name: step.batch_size for name, step in self._steps.items() if step.is_generator}
         try:
             for name in saved:
@@ -212,6 +262,8 @@ class Pipeline:
         for name in order:
             step = self._steps[name]
             before = self._predecessors[name]
+            step.verify_inputs_mappings()
+            step.verify_outputs_mappings()
             if step.is_generator and before:
                 raise DistilflowUserError(
                     f"Step '{name}' is a generator (it makes rows from nothing), but {before} feed it: "
@@ -270,25 +322,29 @@ class Pipeline:
             )
 
     def _check_merge(self, name: str, before: list[str]) -> None:
-        """A step fed by several branches gets batch i of each: the branches must cut the same batches."""
-        roots = {root: _batch_size(self._steps[root]) for p in before for root in self._roots_of(p)}
-        if len(set(roots.values())) > 1:
-            raise DistilflowUserError(
-                f"Step '{name}' merges branches that start from steps with different batch sizes {roots}: it gets "
-                "batch i of each, so give those steps the same `batch_size`."
-            )
-        global_before = sorted(p for p in before if self._has_global_upstream(p))
-        if global_before and len(global_before) != len(before):
-            raise DistilflowUserError(
-                f"Step '{name}' merges branches where only {global_before} pass a global step (which makes its own "
-                "batches of everything): batches cannot be matched; put the global step after the merge."
-            )
+        """A step fed by several branches gets batch i of each, or (see `merges_by_rows`) rows paired by position."""
         routers = {p: self._router_of(p) for p in before}
         if any(routers.values()) and len(set(routers.values())) > 1:
             raise DistilflowUserError(
                 f"Step '{name}' merges branches that do not all get their batches routed by the same step "
                 f"({ {p: r or 'not routed' for p, r in routers.items()} }): merge only the steps one routing feeds."
             )
+
+    def merges_by_rows(self, name: str) -> bool:
+        """Whether step `name` gets its branches' rows paired by position (distilabel's way), not batch i of
+        each: its branches are not routed and do not cut the same batches (loaders with different batch
+        sizes, or a branch through a global step)."""
+        before = self._predecessors.get(name, [])
+        if len(before) < 2 or self._steps[name].is_global or any(self._router_of(p) for p in before):
+            return False
+        return self._cut_differently(before)
+
+    def _cut_differently(self, before: list[str]) -> bool:
+        globals_before = {self._has_global_upstream(p) for p in before}
+        return len(set(self._root_batch_sizes(before).values())) > 1 or len(globals_before) > 1
+
+    def _root_batch_sizes(self, before: list[str]) -> dict[str, int]:
+        return {root: _batch_size(self._steps[root]) for p in before for root in self._roots_of(p)}
 
     def _roots_of(self, name: str) -> set[str]:
         return {step for step in self._upstream(name, itself=True) if not self._predecessors[step]}
@@ -317,10 +373,9 @@ class Pipeline:
 
 def _produced(step: _Step) -> Union[set[str], None]:
     """The columns a step adds to its rows (None: known only once it runs, like a file loader's)."""
-    outputs = set(step.get_outputs())
-    if step.is_generator and not outputs:
+    columns = set(step.get_outputs())
+    if step.is_generator and not columns:
         return None
-    columns = {step.output_mappings.get(c, c) for c in outputs}
     if hasattr(step, "llm"):  # a task also writes its metadata
         columns.add("distilabel_metadata")
     return columns
@@ -343,4 +398,18 @@ def _cycle_message(pipeline: Pipeline, pending: list[str]) -> str:
     return (
         f"Pipeline '{pipeline.name}' has a cycle: {' >> '.join([*loop, loop[0]])}. Batches flow one way; "
         "remove one of these connections."
+    )
+
+
+def rows_of(dataset: Any) -> Union[list[dict[str, Any]], None]:
+    """`run(dataset=...)`'s rows: a list of dicts, a Hugging Face `datasets.Dataset` or a pandas DataFrame."""
+    if dataset is None or isinstance(dataset, list):
+        return dataset
+    if hasattr(dataset, "to_dict") and hasattr(dataset, "columns") and hasattr(dataset, "iloc"):  # pandas
+        return dataset.to_dict(orient="records")
+    if hasattr(dataset, "to_list") and hasattr(dataset, "column_names"):  # datasets.Dataset
+        return dataset.to_list()
+    raise DistilflowUserError(
+        f"run(dataset=...) got a {type(dataset).__name__}; give a list of dicts, a Hugging Face `datasets.Dataset` "
+        "or a pandas DataFrame."
     )

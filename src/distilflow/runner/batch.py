@@ -88,7 +88,9 @@ def execute_batch(
 
         store = answer_store(answers.location)
     context = AnswerContext(
-        store=store, version=answers.version if answers else "", refresh=bool(answers and answers.refresh),
+        store=store, version=answers.version if answers else "",
+        # a step built with `use_cache=False` asks its model again on every run (distilabel's step setting)
+        refresh=bool(answers and (answers.refresh or not getattr(task, "use_cache", True))),
         final_attempt=final_attempt, prior=dict(prior or {}), on_answered=on_answered,
         before_sending=rate_limit,
     )

@@ -20,8 +20,10 @@ import contextlib
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
+from distilflow.local_server import private_home
 from distilflow.steps.tasks.base import _Task
 from distilflow.errors import DistilflowUserError
 from distilflow.distiset import Distiset
@@ -33,6 +35,7 @@ from distilflow.runner.pipeline import RowSink, _answer_settings, _request_slots
 from distilflow.runner.progress import RunReporter, _flow_name
 from distilflow.runner.report import StepSummary
 from distilflow.runner.result import RunResult
+from distilflow.runner.row_merge import RowMerge
 from distilflow.runner.step_batch import step_task_for
 from distilflow.runner.stopping import stopping_cancels_requests, supervised
 
@@ -52,6 +55,7 @@ class PipelineOutput:
 
     result: RunResult
     leaves: dict[str, list[dict[str, Any]]]
+    artifacts_path: Union[Path, None] = None
 
 
 @dataclass
@@ -65,6 +69,7 @@ class _Node:
     delivered: int = 0  # batch indices passed on (done, failed, skipped or not run)
     expected: Union[int, None] = None  # how many batch indices it will see (known once its inputs end)
     global_inputs: dict[str, dict[int, list]] = field(default_factory=dict)  # pred -> batch index -> rows
+    row_merge: Union[RowMerge, None] = None  # branches paired by row position (see row_merge.py)
     outputs: dict[int, list] = field(default_factory=dict)  # a leaf's rows per batch index
 
 
@@ -91,7 +96,9 @@ def run_pipeline(
     _validate(pipeline, dataset)
     names = list(pipeline.in_order())
     steps = [pipeline.steps[name] for name in names]
+    artifacts = _artifacts_path(pipeline)
     for step in steps:
+        step.set_pipeline_artifacts_path(artifacts)
         step.load()
     _check_dataset_rows(pipeline, dataset)
     answers = _answer_settings(options)
@@ -115,7 +122,14 @@ def run_pipeline(
             stopped=run.stopped, user_error=run.user_error, max_fallback_share=options.max_fallback_share,
         )
         reporter.finish(result)
-    return PipelineOutput(result, leaves)
+    return PipelineOutput(result, leaves, artifacts if artifacts.exists() else None)
+
+
+def _artifacts_path(pipeline: Pipeline) -> Path:
+    """Where this run's steps save artifacts: one folder per pipeline and flow run, in the user's home."""
+    from prefect.runtime import flow_run
+
+    return private_home() / "artifacts" / pipeline.name / str(flow_run.id or "no-flow-run")
 
 
 class _Scheduler:
@@ -127,6 +141,10 @@ class _Scheduler:
                         pipeline.successors(name))
             for k, name in enumerate(names)
         }
+        for name, node in self.nodes.items():
+            if pipeline.merges_by_rows(name):
+                node.row_merge = RowMerge(node.predecessors, self.steps[name].input_batch_size,
+                                          wait_for_all=any(pipeline._has_global_upstream(p) for p in node.predecessors))
         self.tasks = {
             name: batch_task_for(step, options) if isinstance(step, _Task) else step_task_for(step)
             for name, step in self.steps.items()
@@ -273,6 +291,10 @@ class _Scheduler:
                 if isinstance(value, list):
                     target.global_inputs.setdefault(source, {})[i] = value
                 continue
+            if target.row_merge is not None:
+                target.row_merge.add(source, i, value)
+                self._release_rows(successor, ended=False)
+                continue
             target.waiting.setdefault(i, {})[source] = (value, future)
             self._release(successor)
         if source != DATASET:
@@ -297,6 +319,23 @@ class _Scheduler:
                 upstream = [entries[p][1] for p in node.predecessors if entries[p][1] is not None]
                 self._submit(name, i, inputs, upstream)
 
+    def _release_rows(self, name: str, ended: bool) -> None:
+        """Start the batches a row-position merge can make now (all that is left, once `ended`)."""
+        node, merge = self.nodes[name], self.nodes[name].row_merge
+        broken_before = merge.broken
+        batches = merge.ready(ended)
+        for j, inputs in enumerate(batches, start=merge.made - len(batches)):
+            if self.run_.stopped is not None:
+                self.run_.summaries[node.k].batches += 1  # counted as not run
+                self._deliver(name, j, None, None)
+            else:
+                self._submit(name, j, inputs, [])
+        if merge.broken is not None and broken_before is None:
+            index, merge.made = merge.made, merge.made + 1
+            self.run_.summaries[node.k].batches += 1
+            self.run_.failed(node.k, index, DistilflowUserError(f"Step '{name}': {merge.broken}."), None)
+            self._deliver(name, index, None, None)
+
     # -- the end of a step's batches -----------------------------------------------------------
 
     def _set_expected(self, name: str, count: int) -> None:
@@ -316,6 +355,10 @@ class _Scheduler:
                 continue
             if self.steps[successor].is_global:
                 self._start_global(successor)
+                continue
+            if target.row_merge is not None:
+                self._release_rows(successor, ended=True)
+                self._set_expected(successor, target.row_merge.made)
                 continue
             # branches from loaders of different lengths: the shorter ones have no batch there
             count = max(self.nodes[p].delivered for p in target.predecessors)
@@ -409,7 +452,7 @@ def run_pipeline_as_flow(
             raise output.result.user_error
         if isinstance(error, BaseException):
             raise error
-        return Distiset.from_leaves(output.leaves)
+        return Distiset.from_leaves(output.leaves, artifacts_path=output.artifacts_path)
 
     def body() -> Any:
         output = run_pipeline(pipeline, **kwargs)
@@ -424,4 +467,4 @@ def run_pipeline_as_flow(
         with supervised(PREFECT_API_URL.value(), signals=False):
             state = pipeline_flow(return_state=True)
     output = state.result()  # raises the configuration error or BatchesFailedError of a failed run
-    return Distiset.from_leaves(output.leaves)
+    return Distiset.from_leaves(output.leaves, artifacts_path=output.artifacts_path)

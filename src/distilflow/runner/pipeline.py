@@ -176,8 +176,9 @@ class _Run:
                 examples.append({"batch": label, "row in batch": index, "reason": clip(reason, 200),
                                  "input": _shown_input(step, output.rows[index])})
         counts = summary.counts
-        if (
+        if (  # a model's failures cost money and repeat: stop; a step without a model costs nothing
             self.stopped is None
+            and isinstance(step, _Task)
             and counts.rows >= MIN_ROWS_JUDGED
             and counts.failed_rows > self.options.max_failed_fraction * counts.rows
         ):
@@ -310,7 +311,7 @@ def _request_slots(step: _Task) -> int:
 
 
 def _shown_input(step: _Task, row: dict[str, Any]) -> dict[str, str]:
-    columns = [step.input_mappings.get(c, c) for c in step.get_inputs()]
+    columns = list(step.get_inputs())
     return {c: clip(row[c]) for c in columns if c in row}
 
 
@@ -336,6 +337,9 @@ def _check_chain(steps: list[_Task], rows: list[dict[str, Any]]) -> None:
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise DistilflowUserError(f"Task '{steps[0].name}': row {index} is a {type(row).__name__}, not a dict of columns.")
+    for step in steps:
+        step.verify_inputs_mappings()
+        step.verify_outputs_mappings()
     # the first step checks every row itself (validate_rows, after load); later steps read what
     # the first row and earlier steps provide
     available = set(rows[0]) | _made_by(steps[0])
@@ -350,4 +354,4 @@ def _check_chain(steps: list[_Task], rows: list[dict[str, Any]]) -> None:
 
 
 def _made_by(step: _Task) -> set[str]:
-    return {step.output_mappings.get(c, c) for c in step.get_outputs()}
+    return set(step.get_outputs())

@@ -2,11 +2,14 @@
 
 Tasks' batches go through `batch.py` (the answer cache, request pacing, named states). A step
 without a model has nothing to cache: its batch is its rows, made again on a re-run (column and
-formatting steps cost microseconds a row). Its state says the shape, as a task's does.
+formatting steps cost microseconds a row). Its state says the shape, as a task's does, and the
+rows that failed when `process` raised.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from typing import Any, Union
 
 from prefect import Task as PrefectTask
@@ -14,20 +17,57 @@ from prefect import task as prefect_task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
-from distilflow.runner.batch import BatchOutput, Opaque
-from distilflow.runner.report import RowCounts, _shape
+from distilflow.answers import RowFailure
+from distilflow.constants import DISTILABEL_METADATA_KEY
+from distilflow.errors import DistilflowUserError
+from distilflow.runner.batch import FAILED_ROWS_STATE_NAME, BatchOutput, Opaque
+from distilflow.runner.report import RowCounts, _reason_kind, _shape, clip, failure_message
 from distilflow.steps.base import _Step
+from distilflow.steps.tasks.base import FAILURE_KEY_PREFIX
 
 __all__ = ["execute_step_batch", "step_task_for"]
 
+_log = logging.getLogger("distilflow.runner")
+
 
 def execute_step_batch(step: _Step, inputs: list[list[dict[str, Any]]]) -> BatchOutput:
-    """The rows `step` makes of one batch: one list of rows per predecessor (a loader's rows as they are)."""
+    """The rows `step` makes of one batch: one list of rows per predecessor (a loader's rows as they are).
+
+    When `process` raises, the batch's rows go on with the step's outputs set to None and the error
+    in their `distilabel_metadata` (distilabel goes on the same way): the batch completes as
+    `CompletedWithFailedRows`, counted in the run's summary. A global step's error, which concerns
+    every row, fails the batch.
+    """
     if step.is_generator:
         rows = inputs[0]
     else:
-        rows = [row for out in step.process_applying_mappings(*inputs) for row in out]
+        try:
+            rows = [row for out in step.process_applying_mappings(*inputs) for row in out]
+        except DistilflowUserError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the user's step code: any error is the rows'
+            if step.is_global:
+                raise
+            return _failed_rows(step, inputs, error)
     return BatchOutput(rows, RowCounts(rows=len(rows)))
+
+
+def _failed_rows(step: _Step, inputs: list[list[dict[str, Any]]], error: Exception) -> BatchOutput:
+    reason = f"{type(error).__name__}: {error}"
+    _log.warning("Step '%s' failed on a batch of %d rows (%s); they go on with its outputs set to None.",
+                 step.name, len(inputs[0]) if inputs else 0, clip(reason, 300))
+    failure = RowFailure(None, type(error).__name__, str(error))
+    rows = []
+    for row in inputs[0] if inputs else []:
+        existing = row.get(DISTILABEL_METADATA_KEY)
+        metadata = dict(existing) if isinstance(existing, dict) else {}
+        metadata[f"{FAILURE_KEY_PREFIX}{step.name}"] = failure.metadata()
+        rows.append({**row, **dict.fromkeys(step.get_outputs()), DISTILABEL_METADATA_KEY: metadata})
+    counts = RowCounts(
+        rows=len(rows), failed_rows=len(rows), failure_reasons=Counter({_reason_kind(failure.reason()): len(rows)}),
+        failure_examples=[(j, failure.reason()) for j in range(min(len(rows), 5))],
+    )
+    return BatchOutput(rows, counts)
 
 
 def run_step_batch(step: Union[_Step, Opaque], inputs: Union[list, Opaque], label: str) -> State:
@@ -36,6 +76,8 @@ def run_step_batch(step: Union[_Step, Opaque], inputs: Union[list, Opaque], labe
     output = execute_step_batch(step, inputs)
     message = (f"{len(output.rows)} rows" if step.is_generator
                else _shape(sum(len(rows) for rows in inputs), len(output.rows), False, 1))
+    if output.counts.failed_rows:
+        return Completed(name=FAILED_ROWS_STATE_NAME, message=f"{failure_message(output.counts)}; {message}", data=output)
     return Completed(message=message, data=output)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
 
 from distilflow._state import fresh_private_state
+from distilflow.steps._artifacts import ArtifactsMixin
 from distilflow.errors import DistilflowUserError, InvalidSettingsError
 from distilflow.mixins.runtime_parameters import RuntimeParametersMixin
 from distilflow.typing import RUNTIME_PARAMETER, GeneratorStepOutput, RuntimeParameter, StepColumns, StepOutput
@@ -68,7 +69,7 @@ class StepResources(RuntimeParametersMixin, BaseModel):
         return self.replicas in (None, 1) and not (self.cpus or self.gpus or self.memory or self.resources)
 
 
-class _Step(RuntimeParametersMixin, BaseModel, ABC):
+class _Step(ArtifactsMixin, RuntimeParametersMixin, BaseModel, ABC):
     """What every step shares: a name, its pipeline, columns, mappings, batch size, `>>`."""
 
     model_config = ConfigDict(
@@ -89,6 +90,10 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
         default_factory=dict, description="step output name -> column it is written to"
     )
     resources: StepResources = Field(default_factory=StepResources)
+    use_cache: bool = Field(
+        default=True,
+        description="False: the step's model is asked again on every run, replacing the answers kept for it.",
+    )
 
     #: how error messages name this kind of step
     _kind: ClassVar[str] = "Step"
@@ -103,17 +108,18 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            for error in e.errors():  # a check of ours (mappings, names) said what to fix: say just that
+            for error in e.errors():  # a check of ours said what to fix: say just that
                 cause = (error.get("ctx") or {}).get("error")
                 if isinstance(cause, DistilflowUserError):
                     raise cause from None
+            if any(error["loc"] == ("name",) for error in e.errors()):
+                raise  # pydantic's own error for a bad name, as distilabel raises
             raise InvalidSettingsError.from_validation(type(self).__name__, e) from None
 
     def model_post_init(self, __context: Any) -> None:
         pipeline = self.pipeline if self.pipeline is not None else current_pipeline.get()
         if self.name is None:
             self.name = _default_name(type(self).__name__, pipeline)
-        self._check_mappings()
         if pipeline is not None:
             self.pipeline = pipeline
             pipeline._add_step(self)
@@ -151,14 +157,24 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
         super().__init_subclass__(**kwargs)
 
     def get_inputs(self) -> dict[str, bool]:
-        return _columns(self.inputs)
+        """The columns the step reads, as named in the rows (through `input_mappings`) -> required."""
+        return {self.input_mappings.get(c, c): required for c, required in self._declared_inputs().items()}
 
     def get_outputs(self) -> dict[str, bool]:
+        """The columns the step writes, as named in the rows (through `output_mappings`) -> required."""
+        return {self.output_mappings.get(c, c): required for c, required in self._declared_outputs().items()}
+
+    def _declared_inputs(self) -> dict[str, bool]:
+        """The step's own input names (before mappings) -> required."""
+        return _columns(self.inputs)
+
+    def _declared_outputs(self) -> dict[str, bool]:
+        """The step's own output names (before mappings) -> required."""
         return _columns(self.outputs)
 
     def _required_columns(self) -> list[str]:
         """The columns a row must have for this step: its required inputs, under their mapped names."""
-        return [self.input_mappings.get(c, c) for c, required in self.get_inputs().items() if required]
+        return [c for c, required in self.get_inputs().items() if required]
 
     @property
     def is_generator(self) -> bool:
@@ -235,21 +251,27 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
 
     # -- mappings ------------------------------------------------------------------------------
 
-    def _check_mappings(self) -> None:
-        inputs, outputs = self.get_inputs(), self.get_outputs()
-        bad_in = sorted(set(self.input_mappings) - set(inputs))
-        if bad_in:
-            raise DistilflowUserError(
-                f"{self._kind} '{self.name}': input_mappings keys {bad_in} are not inputs of the {self._kind.lower()}; "
-                f"its inputs are {sorted(inputs)} (keys are {self._kind.lower()} inputs, values are your columns)."
-            )
-        bad_out = sorted(set(self.output_mappings) - set(outputs))
-        if bad_out:
-            raise DistilflowUserError(
-                f"{self._kind} '{self.name}': output_mappings keys {bad_out} are not outputs of the "
-                f"{self._kind.lower()}; its outputs are {sorted(outputs)} (keys are {self._kind.lower()} outputs, "
-                "values are new column names)."
-            )
+    def verify_inputs_mappings(self) -> None:
+        """Refuse `input_mappings` keys that are not inputs of the step (checked when the pipeline runs,
+        once run-time parameters have set what the step reads)."""
+        inputs = self._declared_inputs()
+        for name in self.input_mappings:
+            if name not in inputs:
+                raise DistilflowUserError(
+                    f"The input column '{name}' doesn't exist in the inputs of the step '{self.name}'. Inputs of the "
+                    f"step are: {list(inputs)}. input_mappings keys are the step's input names, values your columns."
+                )
+
+    def verify_outputs_mappings(self) -> None:
+        """Refuse `output_mappings` keys that are not outputs of the step."""
+        outputs = self._declared_outputs()
+        for name in self.output_mappings:
+            if name not in outputs:
+                raise DistilflowUserError(
+                    f"The output column '{name}' doesn't exist in the outputs of the step '{self.name}'. Outputs of "
+                    f"the step are: {list(outputs)}. output_mappings keys are the step's output names, values new "
+                    "column names."
+                )
 
     def _map_in(self, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The row as the step sees it (mapped columns renamed to the step's names), and the
@@ -267,6 +289,16 @@ class _Step(RuntimeParametersMixin, BaseModel, ABC):
             elif name not in view:
                 view[name] = value
         return view, hidden
+
+    def _apply_input_mappings(
+        self, inputs: tuple[list[dict[str, Any]], ...]
+    ) -> tuple[tuple[list[dict[str, Any]], ...], list[dict[str, Any]]]:
+        """Every input's rows as the step sees them, and per row of the first input the values its
+        renaming covered (distilabel's `_apply_input_mappings`)."""
+        views = [[self._map_in(row) for row in rows] for rows in inputs]
+        mapped = tuple([view for view, _ in pairs] for pairs in views)
+        hidden = [covered if len(inputs) == 1 else {} for _, covered in views[0]] if views else []
+        return mapped, hidden
 
     def _map_out(self, row: dict[str, Any], hidden: dict[str, Any]) -> dict[str, Any]:
         """Output names through `output_mappings`, mapped inputs back to their columns, covered values back."""
@@ -301,12 +333,7 @@ class Step(_Step):
         """
         if not self._loaded:
             self.load()
-        if self.input_mappings:
-            views = [[self._map_in(row) for row in rows] for rows in inputs]
-            mapped = tuple([view for view, _ in pairs] for pairs in views)
-            hidden = [h for _, h in views[0]] if views else []
-        else:
-            mapped, hidden = inputs, []
+        mapped, hidden = self._apply_input_mappings(inputs) if self.input_mappings else (inputs, [])
         keywords = {**self._runtime_parameters, **runtime_parameters} if self._built_from_decorator else {}
         for rows in self.process(*mapped, **keywords):
             if not (self.input_mappings or self.output_mappings):

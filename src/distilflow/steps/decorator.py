@@ -12,13 +12,14 @@ parameter of the step (required when it has no default), passed to the function 
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from typing import Any, Callable, Union
 
 from pydantic import create_model
 
 from distilflow.errors import DistilflowUserError
-from distilflow.steps.base import STEP_INPUT, GeneratorStep, GlobalStep, Step, _Step
+from distilflow.steps.base import STEP_INPUT, GeneratorStep, GlobalStep, Step, StepInput, _Step
 from distilflow.typing import RUNTIME_PARAMETER, RuntimeParameter, StepColumns
 
 __all__ = ["step"]
@@ -37,9 +38,10 @@ def step(
     base = _KINDS[step_type]
 
     def decorator(func: Callable[..., Any]) -> type[_Step]:
-        hints = typing.get_type_hints(func, include_extras=True)
+        hints = _parameter_hints(func)
         signature = inspect.signature(func)
-        row_parameters = [name for name in signature.parameters if STEP_INPUT in getattr(hints.get(name), "__metadata__", ())]
+        row_parameters = [name for name in signature.parameters if hints.get(name) is StepInput
+                          or STEP_INPUT in getattr(hints.get(name), "__metadata__", ())]
         if len(row_parameters) > 1:
             raise ValueError(
                 f"Function '{func.__name__}' has more than one parameter annotated with `StepInput`. Please, review "
@@ -72,8 +74,8 @@ def step(
             return func(*args, **kwargs)
 
         columns = {
-            "inputs": property(lambda self: list(inputs or [])),
-            "outputs": property(lambda self: list(outputs or [])),
+            "inputs": property(lambda self: _copy(inputs)),
+            "outputs": property(lambda self: _copy(outputs)),
         }
         model = create_model(  # type: ignore[call-overload]
             func.__name__, __base__=base, __module__=func.__module__, __doc__=func.__doc__, **fields
@@ -86,3 +88,26 @@ def step(
 
     return decorator
 
+
+def _copy(columns: Union[StepColumns, None]) -> StepColumns:
+    """A fresh copy of the declared columns: a list of names, or name -> required."""
+    return dict(columns) if isinstance(columns, dict) else list(columns or [])
+
+
+def _parameter_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' annotations, resolved one by one.
+
+    With `from __future__ import annotations` they are strings, and a name imported only under
+    `TYPE_CHECKING` (often the return's `StepOutput`) cannot be resolved: the return is not read,
+    and a parameter whose annotation cannot be resolved counts as `StepInput` when it names it.
+    """
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(func, "__annotations__", {}).items():
+        if name == "return":
+            continue
+        holder = types.SimpleNamespace(__annotations__={name: annotation}, __globals__=getattr(func, "__globals__", {}))
+        try:
+            hints[name] = typing.get_type_hints(holder, include_extras=True)[name]
+        except (NameError, TypeError, SyntaxError):
+            hints[name] = StepInput if "StepInput" in str(annotation) else Any
+    return hints

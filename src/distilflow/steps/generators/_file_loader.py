@@ -79,15 +79,16 @@ class FileLoader(GeneratorStep):
             raise type(e)(f"{type(self).__name__} '{self.name}': {e}") from e
         self._files, self._columns, self._columns_of = files, columns, self._source()
 
-    def _check_mappings(self) -> None:
-        if self._columns is not None:
-            super()._check_mappings()
-        elif self.input_mappings:  # the columns are not read when the step is built
+    def verify_inputs_mappings(self) -> None:
+        if self.input_mappings:
             raise DistilflowUserError(
                 f"{type(self).__name__} '{self.name}': input_mappings {sorted(self.input_mappings)} given, but a "
                 "loader reads no input columns; remove them (output_mappings rename the columns it loads)."
             )
-        # output_mappings are checked in load(), once the columns are read
+
+    def verify_outputs_mappings(self) -> None:
+        if self._columns is not None:  # else checked in load(), once the columns are read
+            super().verify_outputs_mappings()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -95,7 +96,8 @@ class FileLoader(GeneratorStep):
         """Find the files and read the columns (the first row); a missing file, an empty glob, an
         unknown file type or a bad first row fail here, with the path and the fix."""
         self._read_columns()  # found again: the files may have changed since `outputs` was read
-        self._check_mappings()
+        self.verify_inputs_mappings()
+        self.verify_outputs_mappings()
         super().load()
 
     def process(self, offset: int = 0) -> GeneratorStepOutput:

@@ -1,0 +1,1 @@
+"""Helpers distilabel's docs import from `distilabel.utils` (`requirements`)."""
