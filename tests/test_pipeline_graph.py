@@ -82,7 +82,8 @@ def test_routing_sends_each_batch_to_n_successors_the_same_way_every_run():
         routing = sample_n_steps(2)
         assert (load >> routing >> gens) == gens
     pipeline.validate()
-    assert pipeline.routing("rows_0") is routing and routing.successors == ["g0", "g1", "g2"]
+    routing = pipeline.routing("rows_0")  # bound to the step (a copy: `sample_n_steps(2)` itself stays free)
+    assert routing.description == "Sample 2 steps from the list of downstream steps." and routing.successors == ["g0", "g1", "g2"]
     first = [routing.route(f"p/rows_0/{i}") for i in range(20)]
     assert all(len(chosen) == 2 and set(chosen) <= {"g0", "g1", "g2"} for chosen in first)
     assert [routing.route(f"p/rows_0/{i}") for i in range(20)] == first  # a re-run routes alike
@@ -225,3 +226,22 @@ def test_a_generator_cannot_have_predecessors():
         Rows(name="first") >> Rows(name="second")
 
     _refused(build, r"'second' is a generator.*start the graph with it")
+
+
+@routing_batch_function
+def first_successor(steps: list[str]) -> list[str]:
+    """The first successor only."""
+    return steps[:1]
+
+
+def test_a_module_level_routing_function_serves_every_pipeline_that_uses_it():
+    pipelines = []
+    for name in ("one", "two"):
+        with Pipeline(name=name) as pipeline:
+            Rows(name="load") >> first_successor >> [Upper(name=f"{name}_a"), Upper(name=f"{name}_b")]
+        pipeline.validate()
+        pipelines.append(pipeline)
+    for pipeline in pipelines:
+        routing = pipeline.routing("load")
+        assert routing.step is pipeline.steps["load"] and routing.route("seed") == [f"{pipeline.name}_a"]
+    assert first_successor.step is None  # the function itself stays unbound, ready for the next pipeline

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,34 @@ def test_a_step_that_raises_passes_its_rows_on_with_none_outputs_counted_as_fail
     assert all(row["distilabel_metadata"]["error_fail"]["message"] == "this step always fails" for row in rows)
     state = latest_flow_run("step-fails").state
     assert state.name == "CompletedWithFailedRows" and "fail: 20 of 20 rows failed" in state.message
+
+
+class Shuffle(Step):
+    """Makes different rows every time it runs (a sampler, a shuffle, a stamp)."""
+
+    inputs = ["instruction"]
+    outputs = ["instruction"]
+
+    def process(self, inputs: StepInput):
+        yield [{**row, "instruction": f"{row['instruction']} #{uuid.uuid4().hex[:8]}"} for row in inputs]
+
+
+def test_a_rerun_gets_the_rows_a_step_made_before_and_buys_no_answer_again(sim, tmp_path):
+    def build(shuffle_cache: bool = True) -> Pipeline:
+        with Pipeline(name="step-cache") as pipeline:
+            Questions(count=6, batch_size=3) >> Shuffle(name="shuffle", use_cache=shuffle_cache) >> TextGeneration(
+                name="gen", llm=llm(sim))
+        return pipeline
+
+    first = build().run(options=options(tmp_path)).rows()
+    assert sim.stats()["requests"] == 6
+    again = build().run(options=options(tmp_path)).rows()
+    assert again == first and sim.stats()["requests"] == 6  # the same rows, every answer from the cache
+    states = {name: run.state.name for name, run in task_runs(latest_flow_run("step-cache").id, expected=6).items()}
+    assert states["shuffle[1]"] == states["shuffle[2]"] == "Cached"
+    remade = build(shuffle_cache=False).run(options=options(tmp_path)).rows()  # the step's own use_cache=False
+    assert remade != first and sim.stats()["requests"] == 12  # new rows, so new requests
+    assert build().run(options=options(tmp_path), use_cache=False).rows() != first  # and the run's use_cache=False
 
 
 def test_a_bad_graph_is_refused_before_any_flow_run_or_request(sim, tmp_path):

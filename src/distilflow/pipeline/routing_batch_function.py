@@ -7,6 +7,7 @@ A routing function takes the names of the successors and returns the names that 
 
 from __future__ import annotations
 
+import copy
 import random
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -48,14 +49,11 @@ class RoutingBatchFunction:
         return chosen
 
     def _from(self, step: _Step) -> RoutingBatchFunction:
-        """`step >> routing`: the step whose batches this routes; `>> [...]` names the successors."""
-        if self.step is not None and self.step is not step:
-            raise DistilflowUserError(
-                f"Routing ({self.description}) already routes the batches of step '{self.step.name}'; "
-                f"make another one for step '{step.name}' (call sample_n_steps(...) again)."
-            )
-        self.step = step
-        return self
+        """`step >> routing`: a copy bound to the step whose batches it routes (`>> [...]` names the
+        successors), so one routing function, defined once, serves any number of steps and pipelines."""
+        bound = copy.copy(self)
+        bound.step, bound.successors = step, []
+        return bound
 
     def _set_step(self, step: _Step, successors: Any) -> None:
         self.step = step

@@ -247,7 +247,7 @@ class _Scheduler:
                 pace.key, run.rate_limit, wait_for=upstream,
             )
         else:
-            future = self.tasks[name].submit(Opaque(step), Opaque(inputs), label, wait_for=upstream)
+            future = self.tasks[name].submit(Opaque(step), Opaque(inputs), label, run.answers, wait_for=upstream)
         self.in_flight[future] = (name, i, held)
         self.rows_held += held
         future.add_done_callback(self.events.put)

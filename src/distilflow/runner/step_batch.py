@@ -1,9 +1,9 @@
 """One batch of a step without a model (a loader's batch, a column step, a global step) as a Prefect task run.
 
 Tasks' batches go through `batch.py` (the answer cache, request pacing, named states). A step
-without a model has nothing to cache: its batch is its rows, made again on a re-run (column and
-formatting steps cost microseconds a row). Its state says the shape, as a task's does, and the
-rows that failed when `process` raised.
+without a model has no answers to keep, but its rows are kept in the answer store, so a re-run
+gets the very rows the first run made, as distilabel's cache gives (see `step_cache.py`). Its
+state says the shape, as a task's does, and the rows that failed when `process` raised.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from prefect.states import Completed, State
 from distilflow.answers import RowFailure
 from distilflow.constants import DISTILABEL_METADATA_KEY
 from distilflow.errors import DistilflowUserError
-from distilflow.runner.batch import FAILED_ROWS_STATE_NAME, BatchOutput, Opaque
+from distilflow.runner.batch import FAILED_ROWS_STATE_NAME, AnswerSettings, BatchOutput, Opaque
 from distilflow.runner.report import RowCounts, _reason_kind, _shape, clip, failure_message
+from distilflow.runner.step_cache import step_batch_key
 from distilflow.steps.base import _Step
 from distilflow.steps.tasks.base import FAILURE_KEY_PREFIX
 
@@ -70,15 +71,37 @@ def _failed_rows(step: _Step, inputs: list[list[dict[str, Any]]], error: Excepti
     return BatchOutput(rows, counts)
 
 
-def run_step_batch(step: Union[_Step, Opaque], inputs: Union[list, Opaque], label: str) -> State:
+def run_step_batch(
+    step: Union[_Step, Opaque], inputs: Union[list, Opaque], label: str, answers: Union[AnswerSettings, None] = None
+) -> State:
     step = step.value if isinstance(step, Opaque) else step
     inputs = inputs.value if isinstance(inputs, Opaque) else inputs
+    key = store = None
+    if answers is not None and step.use_cache and not step.is_generator:
+        key = step_batch_key(step, label, inputs, answers.version)
+    if key is not None:
+        from distilflow.storage import answer_store
+
+        store = answer_store(answers.location)
+        kept = None if answers.refresh else store.get_many([key]).get(key)
+        if isinstance(kept, list):
+            output = BatchOutput(kept, RowCounts(rows=len(kept)))
+            return Completed(name="Cached", message=f"{_shape_of(step, inputs, kept)}; the rows kept from an earlier run",
+                             data=output)
     output = execute_step_batch(step, inputs)
-    message = (f"{len(output.rows)} rows" if step.is_generator
-               else _shape(sum(len(rows) for rows in inputs), len(output.rows), False, 1))
+    if store is not None and not output.counts.failed_rows:
+        try:
+            store.put(key, output.rows)
+        except (TypeError, ValueError):  # rows that are not JSON values: not kept, made again next time
+            pass
+    message = _shape_of(step, inputs, output.rows)
     if output.counts.failed_rows:
         return Completed(name=FAILED_ROWS_STATE_NAME, message=f"{failure_message(output.counts)}; {message}", data=output)
     return Completed(message=message, data=output)
+
+
+def _shape_of(step: _Step, inputs: list[list[dict[str, Any]]], rows: list[dict[str, Any]]) -> str:
+    return f"{len(rows)} rows" if step.is_generator else _shape(sum(len(part) for part in inputs), len(rows), False, 1)
 
 
 _step_batch = prefect_task(run_step_batch, name="distilflow-step", task_run_name="{label}")

@@ -99,6 +99,8 @@ class _Step(ArtifactsMixin, RuntimeParametersMixin, BaseModel, ABC):
     _kind: ClassVar[str] = "Step"
     #: set on classes made by `@step`: `process` also gets the run-time parameters as keywords
     _built_from_decorator: ClassVar[bool] = False
+    #: on classes made by `@step`: the decorated function
+    _step_function: ClassVar[Any] = None
 
     _loaded: bool = PrivateAttr(default=False)
 
@@ -216,7 +218,8 @@ class _Step(ArtifactsMixin, RuntimeParametersMixin, BaseModel, ABC):
                 )
             pipeline._add_edge(self, other)
         if routing_batch_function is not None:
-            routing_batch_function._set_step(self, steps)
+            bound = routing_batch_function if routing_batch_function.step is self else routing_batch_function._from(self)
+            bound._set_step(self, steps)
 
     def __rshift__(self, other: Any) -> Any:
         """`a >> b`, `a >> [b, c]`, `a >> sample_n_steps(2) >> [b, c, d]`; returns the right-hand side."""

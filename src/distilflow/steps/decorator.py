@@ -83,6 +83,7 @@ def step(
         for name, value in {**columns, "process": process}.items():
             setattr(model, name, value)
         model._built_from_decorator = True
+        model._step_function = func  # its code (the step cache's key is made from it)
         model.__abstractmethods__ = frozenset()
         return model
 

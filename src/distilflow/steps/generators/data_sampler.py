@@ -1,7 +1,8 @@
 """`DataSampler`: rows that each hold a random sample of `size` rows of `data` (distilabel's).
 
 Its typical use is few-shot examples: each output row carries, per column, the list of that
-column's values in `size` rows drawn at random (with replacement) from `data`.
+column's values in `size` rows drawn at random (with replacement) from `data`. The draws are
+seeded by the step's name and the row's number, so a re-run (or a resumed one) draws alike.
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ class DataSampler(GeneratorStep):
         self._check_data()
         columns = self.outputs
 
-        def sample() -> dict[str, list[Any]]:
-            drawn = random.choices(self.data, k=self.size)
+        def sample(index: int) -> dict[str, list[Any]]:
+            # seeded by the step and the row: a re-run draws the same rows, and the tasks after it
+            # find their answers in the cache instead of buying new ones
+            drawn = random.Random(f"{self.name}/{index}").choices(self.data, k=self.size)
             return {column: [row.get(column) for row in drawn] for column in columns}
 
-        yield from batches((sample() for _ in range(max(self.samples - offset, 0))), self.batch_size)
+        yield from batches((sample(i) for i in range(offset, max(self.samples, offset))), self.batch_size)
 
     def _check_data(self) -> None:
         if not self.data:
