@@ -48,18 +48,22 @@ def distilabel_source(tmp_path_factory) -> Path:
     return where / root
 
 
-def test_distilabel_task_tests_pass_against_distilflow(distilabel_source):
+def test_distilabel_tests_pass_against_distilflow(distilabel_source, prefect_api):
+    from prefect.settings import PREFECT_API_URL
+
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = os.pathsep.join([str(COMPAT), str(distilabel_source)])
+    # its pipelines run as flow runs on the session's Prefect server; answers in this test's directory
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
     command = [
         sys.executable, "-m", "pytest", *FILES, "-p", "no:cacheprovider", "-p", "distilabel_compat_plugin",
         "-o", "asyncio_mode=auto", "-q", "-rfE", "--no-header", "--timeout", "120",
         *[arg for node in EXCLUDED for arg in ("--deselect", node)],
     ]
-    done = subprocess.run(command, cwd=distilabel_source, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, cwd=distilabel_source, env=env, capture_output=True, text=True, timeout=1500)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|error|errors|skipped|deselected)", summary)}
-    line = (f"distilabel {VERSION} task tests against distilflow: {summary} ({len(EXCLUDED)} left out, reasons in "
+    line = (f"distilabel {VERSION} tests against distilflow: {summary} ({len(EXCLUDED)} left out, reasons in "
             "tests/distilabel_compat/exclusions.py)")
     print(line)
     SUMMARY.append(line)  # shown at the end of the test command's output (tests/conftest.py)

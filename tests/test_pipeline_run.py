@@ -158,6 +158,24 @@ def test_run_time_parameters_and_dataset_feed_the_first_steps(sim, tmp_path):
         pipeline.run(parameters={"nope": {}}, dataset=rows, options=options(tmp_path))
 
 
+@pytest.mark.parametrize("kind", ["list", "datasets.Dataset", "pandas.DataFrame"])
+def test_the_dataset_may_be_a_list_a_hugging_face_dataset_or_a_dataframe(kind, sim, tmp_path):
+    import datasets
+    import pandas
+
+    rows = [{"instruction": f"q{i}"} for i in range(5)]
+    given = {"list": rows, "datasets.Dataset": datasets.Dataset.from_list(rows),
+             "pandas.DataFrame": pandas.DataFrame(rows)}[kind]
+    with Pipeline() as pipeline:  # no name: distilabel's `pipeline_<steps>`
+        TextGeneration(name="gen", llm=llm(sim))
+    assert pipeline.name == "pipeline_gen"
+    out = pipeline.run(dataset=given, dataset_batch_size=2, options=options(tmp_path)).rows()
+    assert [row["instruction"] for row in out] == [row["instruction"] for row in rows]
+    assert sim.stats()["requests"] == 5
+    with pytest.raises(DistilflowUserError, match=r"run\(dataset=...\) got a str; give a list of dicts"):
+        pipeline.run(dataset="rows.jsonl", options=options(tmp_path))
+
+
 def test_fallbacks_are_counted_per_step_in_the_final_state(sim, tmp_path):
     sim.configure(empty_fraction=0.5, fault_seed=7)
     with Pipeline(name="fallbacks") as pipeline:

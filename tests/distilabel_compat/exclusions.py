@@ -1,10 +1,11 @@
-"""Which of distilabel 1.5.3's unit tests run against distilflow, and which are left out and why.
+"""Which of distilabel 1.5.3's tests run against distilflow, and which are left out and why.
 
-Paths are relative to the source distribution's root. A test is left out only when it checks
-distilabel's Pipeline internals, its serialization format, the exact wording or type of its error
-messages, the exact wording of a prompt (distilflow's prompts are written in its own words, with the
-same content and answer format), or a feature distilflow does not have (each named below);
-everything that asserts row shapes, metadata, formatting, arguments or behaviour runs.
+Paths are relative to the source distribution's root. A test is left out only when it reads
+distilabel's Pipeline internals (`pipeline.dag`, `pipeline._dry_run`, `pipeline._run_step`, ...),
+checks its serialization format, the exact wording or type of its error messages, the exact wording
+of a prompt (distilflow's prompts are written in its own words, with the same content and answer
+format), or a feature distilflow does not have yet (each named below); everything that asserts row
+shapes, metadata, formatting, arguments or behaviour runs.
 """
 
 FILES = [
@@ -40,6 +41,20 @@ FILES = [
     "tests/unit/steps/generators/test_data_sampler.py",
     "tests/unit/steps/generators/test_utils.py",
     "tests/unit/steps/generators/test_huggingface.py",
+    # steps and run-time parameters
+    "tests/unit/steps/test_base.py",
+    "tests/unit/mixins/test_runtime_parameters.py",
+    # pipelines through the public API, run as Prefect flow runs
+    "tests/integration/test_pipe_simple.py",
+    "tests/integration/test_routing_batch_function.py",
+    "tests/integration/test_branching_missaligmnent.py",
+    "tests/integration/test_dataset_without_step.py",
+    "tests/integration/test_generator_and_sampler.py",
+    "tests/integration/test_dry_run.py",
+    "tests/integration/test_cache.py",
+    "tests/integration/test_caching_steps.py",
+    "tests/integration/test_multiple_replicas.py",
+    "tests/integration/test_using_fs_to_pass_data.py",
     # Not yet: evol_instruct/test_generator.py (EvolInstructGenerator is a generator task: it comes
     # with generator steps and pipelines), and the tests of tasks distilflow does not have.
 ]
@@ -96,5 +111,53 @@ EXCLUDED: dict[str, str] = {
     ),
     'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_dataset_outputs': (
         "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"
+    ),
+    'tests/unit/steps/test_base.py::TestStep::test_signature': (
+        "`signature` is distilabel's cache identity, a hash of its serialization format (`dump()`); distilflow's step cache is keyed by the step's code, settings and inputs (src/distilflow/runner/step_cache.py)"
+    ),
+    'tests/unit/steps/test_base.py::TestStep::test_connect': (
+        "reads `pipeline.dag` (distilabel's Pipeline internals); the same graph is checked through the public API in tests/test_pipeline_graph.py"
+    ),
+    'tests/unit/steps/test_base.py::TestStep::test_creating_step_without_pipeline': (
+        'distilflow runs steps without a pipeline by design (`run_tasks`, the flows, `task.process`): a warning on every such step would be noise on every flow run; `>>` without a pipeline is refused with the fix'
+    ),
+    'tests/unit/steps/test_base.py::TestStepSerialization::test_step_dump': (
+        "distilabel's serialization format (`dump()`, type_info): distilflow does not serialize steps that way"
+    ),
+    'tests/unit/steps/test_base.py::TestStepSerialization::test_step_from_dict': (
+        "distilabel's serialization format (`from_dict`, type_info): distilflow does not serialize steps that way"
+    ),
+    'tests/unit/steps/test_base.py::TestStepSerialization::test_step_from_dict_without_pipeline_context': (
+        "distilabel's serialization format (`from_dict`, type_info): distilflow does not serialize steps that way"
+    ),
+    'tests/integration/test_dataset_without_step.py::test_pipeline_run_without_generator_step[dataset0]': (
+        'reads `len(pipeline.dag)` (distilabel adds a loader node to its DAG); the same runs (list, `datasets.Dataset`, DataFrame) are in tests/test_pipeline_run.py'
+    ),
+    'tests/integration/test_dataset_without_step.py::test_pipeline_run_without_generator_step[dataset1]': (
+        'reads `len(pipeline.dag)` (see above)'
+    ),
+    'tests/integration/test_dataset_without_step.py::test_pipeline_run_without_generator_step[dataset2]': (
+        'reads `len(pipeline.dag)` (see above)'
+    ),
+    'tests/integration/test_dry_run.py::test_dry_run': (
+        "reads `pipeline._dry_run` and distilabel's dry-run batch size internals; a dry run (one batch through every step, no answer cache) is tested in tests/test_pipeline_cli.py"
+    ),
+    'tests/integration/test_caching_steps.py::test_cache_with_step_cache_false': (
+        "spies on `pipeline._run_step` (distilabel's internals) to count steps run; a step's use_cache=False is tested in tests/test_pipeline_run.py"
+    ),
+    'tests/integration/test_caching_steps.py::test_cache_with_step_changing': (
+        "spies on `pipeline._run_step` (distilabel's internals)"
+    ),
+    'tests/integration/test_caching_steps.py::test_cache_with_intermediate_step_cache_false': (
+        "spies on `pipeline._run_step` (distilabel's internals)"
+    ),
+    'tests/integration/test_caching_steps.py::test_cache_adding_step': (
+        "spies on `pipeline._run_step` (distilabel's internals)"
+    ),
+    'tests/integration/test_caching_steps.py::test_cache_adding_step_with_multiple_predecessor': (
+        "spies on `pipeline._run_step` (distilabel's internals)"
+    ),
+    'tests/integration/test_caching_steps.py::test_cache_with_offset': (
+        "patches `pipeline._process_batch` (distilabel's internals) to stop a run mid-way; a killed run that resumes is tested in tests/test_pipeline_run.py (test_a_killed_pipeline_resumes_sending_only_what_was_never_answered)"
     ),
 }
