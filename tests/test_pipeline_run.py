@@ -317,6 +317,29 @@ def test_a_rerun_gets_the_rows_a_step_made_before_and_buys_no_answer_again(sim, 
     assert build().run(options=options(tmp_path), use_cache=False).rows() != first  # and the run's use_cache=False
 
 
+class Histogram(GlobalStep):
+    inputs = ["instruction"]
+    outputs = []
+
+    def process(self, inputs: StepInput):
+        counts = {"rows": len(inputs)}
+        self.save_artifact("histogram", lambda folder: (folder / "counts.json").write_text(json.dumps(counts)),
+                           metadata={"kind": "counts"})
+        yield inputs
+
+
+def test_a_step_saves_artifacts_beside_the_runs_rows(sim, tmp_path):
+    with Pipeline(name="with-artifacts") as pipeline:
+        Questions(count=5) >> Histogram(name="histogram")
+    distiset = pipeline.run(options=options(tmp_path))
+    folder = distiset.artifacts_path / "histogram" / "histogram"
+    assert json.loads((folder / "counts.json").read_text()) == {"rows": 5}
+    assert (folder / "metadata.json").read_text() == '{"kind":"counts"}'
+    where = distiset.artifacts_path  # $DISTILFLOW_HOME/artifacts/<pipeline>/<flow run id>
+    assert (where.parent.parent.name, where.parent.name) == ("artifacts", "with-artifacts")
+    assert where.name == str(latest_flow_run("with-artifacts").id)
+
+
 def test_a_bad_graph_is_refused_before_any_flow_run_or_request(sim, tmp_path):
     with Pipeline(name="refused-graph") as pipeline:
         Questions() >> TextGeneration(name="gen", llm=llm(sim), input_mappings={"instruction": "prompt"})
