@@ -1,0 +1,60 @@
+"""The Distiset a pipeline run returns is distilabel's: Hugging Face datasets, saved and loaded locally and on S3."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from datasets import Dataset, DatasetDict
+from flow_runs import llm
+
+from distilflow.distiset import Distiset
+from distilflow.pipeline import Pipeline
+from distilflow.runner import RunOptions
+from distilflow.steps import LoadDataFromDicts
+from distilflow.steps.tasks import TextGeneration
+from distilflow.utils.card import size_category
+
+
+def test_a_runs_distiset_is_datasets_with_a_train_split_and_no_column_dropped():
+    distiset = Distiset.from_leaves({"gen": [{"a": 1}, {"a": 2, "b": "only here"}]})
+    assert list(distiset) == ["default"] and isinstance(distiset["default"], DatasetDict)
+    train = distiset["default"]["train"]
+    assert isinstance(train, Dataset) and train.column_names == ["a", "b"]
+    assert train.to_list() == [{"a": 1, "b": None}, {"a": 2, "b": "only here"}]
+    assert distiset.rows() == train.to_list() and train.to_pandas()["a"].tolist() == [1, 2]
+    two = Distiset.from_leaves({"x": [{"a": 1}], "y": [{"b": 2}]})
+    assert sorted(two) == ["x", "y"]
+    with pytest.raises(TypeError, match=r"Distiset 'default': its rows cannot be one table"):
+        Distiset.from_leaves({"gen": [{"a": 1}, {"a": "text"}]})
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_pipelines_distiset_round_trips_through_disk_with_its_card(sim, tmp_path):
+    with Pipeline(name="to-disk") as pipeline:
+        LoadDataFromDicts(data=[{"instruction": f"q{i}"} for i in range(5)]) >> TextGeneration(name="gen", llm=llm(sim))
+    distiset = pipeline.run(options=RunOptions(result_storage=str(tmp_path / "answers")))
+    distiset.save_to_disk(tmp_path / "saved")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["default", "distiset_configs"]
+    loaded = Distiset.load_from_disk(tmp_path / "saved")
+    assert loaded.rows() == distiset.rows() and len(loaded.rows()) == 5
+    card = (tmp_path / "saved" / "distiset_configs" / "README.md").read_text()
+    metadata = yaml.safe_load(re.findall(r"^---\n(.*?)\n---", card, re.S)[0])
+    assert metadata == {"size_categories": "n<1K", "tags": ["synthetic", "distilabel", "rlaif", "distilflow"]}
+    assert 'load_dataset("saved", "default", split="train")' in card and '"instruction": "q0"' in card
+
+
+def test_save_to_disk_and_load_from_disk_on_s3(s3, tmp_path):
+    distiset = Distiset.from_leaves({"gen": [{"instruction": f"q{i}", "n": i} for i in range(3)]}).train_test_split(0.5)
+    distiset.save_to_disk(s3.uri("runs/one"))
+    listed = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="runs/one/")["Contents"]
+    assert any(item["Key"].endswith("distiset_configs/README.md") for item in listed)
+    loaded = Distiset.load_from_disk(s3.uri("runs/one"), download_dir=tmp_path / "download")
+    assert sorted(loaded["default"]) == ["test", "train"]
+    assert sorted(row["n"] for split in loaded["default"].values() for row in split) == [0, 1, 2]
+
+
+def test_size_categories_follow_the_hubs_names():
+    assert [size_category(n) for n in (0, 999, 1_000, 50_000, 2_000_000)] == [
+        "n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
