@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 
 # No network beyond loopback: Prefect must not try to send telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -8,11 +9,27 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # A `python flows/x.py` started by a test without a Prefect API keeps its local server here, not
 # in the user's ~/.distilflow (tests that start one stop it).
 if "DISTILFLOW_HOME" not in os.environ:
-    import tempfile
-
     os.environ["DISTILFLOW_HOME"] = tempfile.mkdtemp(prefix="distilflow-test-home-")
 
+# No test talks to the real Hugging Face Hub: `huggingface_hub` and `datasets` read HF_ENDPOINT once,
+# when imported, so the session's Hub double starts before any test module imports them.
+from distilflow.hub import HubDouble  # noqa: E402
+
+HUB = HubDouble().start()
+os.environ["HF_ENDPOINT"] = HUB.endpoint
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="distilflow-test-hf-")  # the clients' caches, this session's
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture
+def hub():
+    """The session's Hub double (`HF_ENDPOINT`), emptied for this test, any token accepted."""
+    HUB.store.reset()
+    yield HUB
+    HUB.store.reset()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,9 +7,7 @@ are comma-separated). Serves until SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import types
 import typing
 from collections.abc import Sequence
@@ -18,6 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from .config import SimulatorConfig
+from distilflow._serving import serve_until_signalled
+
 from .server import Simulator, is_loopback
 
 
@@ -71,24 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: invalid simulator config:\n{error}", file=sys.stderr)
         return 2
 
-    stop_requested = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop_requested.set())
     simulator = Simulator(config, host=host, port=port, allow_non_loopback=allow_non_loopback)
-    try:
-        simulator.start()
-    except OSError as error:
-        print(f"error: cannot listen on {host}:{port}: {error}", file=sys.stderr)
-        return 1
-    print(f"distilflow simulator listening on {simulator.base_url}", flush=True)
-    try:
-        # Event.wait with a timeout stays responsive to signals on every platform.
-        while not stop_requested.wait(0.5):
-            pass
-    finally:
-        simulator.stop()
-    return 0
-
+    return serve_until_signalled(simulator, "distilflow simulator listening on {url}/v1")
 
 if __name__ == "__main__":
     sys.exit(main())
