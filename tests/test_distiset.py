@@ -10,6 +10,7 @@ from datasets import Dataset, DatasetDict
 from flow_runs import llm
 
 from distilflow.distiset import Distiset
+from distilflow.errors import DistilflowUserError
 from distilflow.pipeline import Pipeline
 from distilflow.runner import RunOptions
 from distilflow.steps import LoadDataFromDicts
@@ -58,3 +59,41 @@ def test_save_to_disk_and_load_from_disk_on_s3(s3, tmp_path):
 def test_size_categories_follow_the_hubs_names():
     assert [size_category(n) for n in (0, 999, 1_000, 50_000, 2_000_000)] == [
         "n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
+
+
+def test_push_to_hub_then_load_dataset_gives_the_same_rows_with_distilflows_card(hub, monkeypatch):
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    distiset = Distiset.from_leaves({"gen_a": [{"instruction": f"q{i}", "generation": f"a{i}"} for i in range(4)],
+                                     "gen_b": [{"instruction": "q0", "generation": None}]})
+    distiset.push_to_hub("me/pushed")
+    for name in ("gen_a", "gen_b"):
+        assert datasets.load_dataset("me/pushed", name, split="train").to_list() == distiset.rows(name)
+    card = DatasetCard.load("me/pushed", repo_type="dataset")
+    assert card.data.tags == ["synthetic", "distilabel", "rlaif", "distilflow"] and card.data.size_categories == "n<1K"
+    assert sorted(config["config_name"] for config in card.data.configs) == ["gen_a", "gen_b"]
+    assert 'load_dataset("me/pushed", "gen_a", split="train")' in card.text
+
+
+def test_a_push_that_fails_keeps_the_dataset_on_disk_and_says_how_to_push_it_again(hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    distiset = Distiset.from_leaves({"gen": [{"instruction": "q0"}, {"instruction": "q1"}]})
+    hub.refuse_commits(5)  # the Hub is down for a while
+    with pytest.raises(DistilflowUserError, match=r"push_to_hub\('me/later'\) failed .*The dataset is saved at") as e:
+        distiset.push_to_hub("me/later")
+    kept = re.search(r"Distiset.load_from_disk\('([^']+)'\)", str(e.value)).group(1)
+    hub.refuse_commits(0)
+    Distiset.load_from_disk(kept).push_to_hub("me/later")  # what the message says to run
+    import datasets
+
+    assert datasets.load_dataset("me/later", "default", split="train").to_list() == distiset.rows()
+
+
+def test_a_push_without_a_token_is_refused_naming_the_ways_to_give_one(hub, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-login"))  # no stored login either
+    with pytest.raises(DistilflowUserError, match=r"No Hugging Face token to push with: pass token=\.\.\., set HF_TOKEN"):
+        Distiset.from_leaves({"gen": [{"a": 1}]}).push_to_hub("me/nothing")
+    assert hub.repo("me/nothing") is None

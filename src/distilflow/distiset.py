@@ -93,6 +93,28 @@ class Distiset(dict):
                 self[name] = convert(dataset)
         return self
 
+    # -- on the Hub --------------------------------------------------------------------------------
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool = False,
+        token: Union[str, None] = None,
+        generate_card: bool = True,
+        include_script: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """Push every configuration to the Hub dataset `repo_id`, with the card, pipeline.yaml and pipeline.log.
+
+        The token is `token`, else `HF_TOKEN`, else the `huggingface_hub` login. When the push fails
+        (network, token, permissions), the Distiset is saved to disk first and the error says where,
+        and how to push it from there, so nothing the run made is lost.
+        """
+        from distilflow.utils.hub import push_distiset
+
+        push_distiset(self, repo_id, private=private, token=token, generate_card=generate_card,
+                      include_script=include_script, **kwargs)
+
     # -- on disk ---------------------------------------------------------------------------------
 
     def save_to_disk(
