@@ -97,3 +97,23 @@ def test_a_push_without_a_token_is_refused_naming_the_ways_to_give_one(hub, monk
     with pytest.raises(DistilflowUserError, match=r"No Hugging Face token to push with: pass token=\.\.\., set HF_TOKEN"):
         Distiset.from_leaves({"gen": [{"a": 1}]}).push_to_hub("me/nothing")
     assert hub.repo("me/nothing") is None
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_load_data_from_hub_feeds_a_pipeline_from_the_hub(hub, sim, monkeypatch, tmp_path):
+    import datasets
+
+    from distilflow.steps import LoadDataFromHub
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    datasets.Dataset.from_list([{"instruction": f"q{i}"} for i in range(9)]).push_to_hub("me/prompts")
+    assert LoadDataFromHub(repo_id="me/prompts").outputs == ["instruction"]  # from the card, before loading
+    for streaming in (False, True):
+        with Pipeline(name=f"from-hub-{streaming}") as pipeline:
+            load = LoadDataFromHub(repo_id="me/prompts", num_examples=7, streaming=streaming, batch_size=3)
+            load >> TextGeneration(name="gen", llm=llm(sim))
+        rows = pipeline.run(options=RunOptions(result_storage=str(tmp_path / "answers"))).rows()
+        assert [row["instruction"] for row in rows] == [f"q{i}" for i in range(7)] and all(r["generation"] for r in rows)
+    wrong = LoadDataFromHub(name="load", repo_id="me/missing")
+    with pytest.raises(DistilflowUserError, match=r"LoadDataFromHub 'load': cannot load 'me/missing'"):
+        wrong.load()

@@ -27,7 +27,7 @@ PUBLIC = {
     "StepInput", "StepOutput", "GeneratorStepOutput", "step", "KeepColumns", "GroupColumns", "MergeColumns",
     "CombineOutputs", "ExpandColumns", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "FormatChatGenerationDPO",
     "FormatChatGenerationSFT", "ConversationTemplate", "LoadDataFromDicts", "LoadDataFromFileSystem",
-    "LoadDataFromDisk", "DataSampler", "make_generator_step",
+    "LoadDataFromDisk", "LoadDataFromHub", "DataSampler", "make_generator_step",
     # the tasks and steps of the ported pipelines (flows/deita.py, flows/apigen.py)
     "ComplexityScorer", "QualityScorer", "EvolQuality", "DeitaFiltering", "APIGenGenerator", "APIGenSemanticChecker",
     "APIGenExecutionChecker", "KeepPassingRows",

@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
             "CombineOutputs", "ConversationTemplate", "DataSampler", "ExpandColumns", "FormatChatGenerationDPO",
             "FormatChatGenerationSFT", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "GeneratorStep",
             "GlobalStep", "GroupColumns", "KeepColumns", "LoadDataFromDicts", "LoadDataFromDisk",
-            "LoadDataFromFileSystem", "MergeColumns", "Step", "StepInput", "StepOutput", "GeneratorStepOutput",
+            "LoadDataFromFileSystem", "LoadDataFromHub", "MergeColumns", "Step", "StepInput", "StepOutput", "GeneratorStepOutput",
             "make_generator_step", "step", "DeitaFiltering", "KeepPassingRows",
         ],
         "distilflow.steps",
@@ -95,7 +95,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         CombineOutputs, ConversationTemplate, DataSampler, DeitaFiltering, ExpandColumns, FormatChatGenerationDPO,
         FormatChatGenerationSFT, FormatTextGenerationDPO, FormatTextGenerationSFT, GeneratorStep, GeneratorStepOutput,
         GlobalStep, GroupColumns, KeepColumns, KeepPassingRows, LoadDataFromDicts, LoadDataFromDisk,
-        LoadDataFromFileSystem, MergeColumns, Step, StepInput, StepOutput, make_generator_step, step,
+        LoadDataFromFileSystem, LoadDataFromHub, MergeColumns, Step, StepInput, StepOutput, make_generator_step, step,
     )
     from distilflow.steps.tasks import (
         APIGenExecutionChecker, APIGenGenerator, APIGenSemanticChecker, ChatGeneration, ComplexityScorer, EvolInstruct,

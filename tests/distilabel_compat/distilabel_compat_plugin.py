@@ -30,7 +30,6 @@ _STANDINS = Path(__file__).resolve().parent / "standins"
 STANDINS = {
     "distilabel.constants": _STANDINS / "constants.py",
     "distilabel.pipeline.batch": _STANDINS / "pipeline_batch.py",
-    "distilabel.steps.generators.huggingface": _STANDINS / "steps_generators_huggingface.py",
     "distilabel.utils.serialization": _STANDINS / "utils_serialization.py",
 }
 

@@ -106,13 +106,13 @@ EXCLUDED: dict[str, str] = {
         "exact prompt wording: the test compares the whole prompt with distilabel's template text, and distilflow's prompts are its own words (same content: the question, the numbered responses, the 1..n+1 scale, the `[i] Score: s` answer format, checked in tests/test_deita.py)"
     ),
     'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_runtime_parameters[True-IterableDataset]': (
-        "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"
+        "reads the dataset distilabel-internal-testing/instruction-dataset-mini from the real Hugging Face Hub (distilabel skips it unless DISTILABEL_RUN_SLOW_TESTS is set); distilflow's tests never reach the Hub: LoadDataFromHub is tested against the Hub double in tests/test_distiset.py"
     ),
     'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_runtime_parameters[False-Dataset]': (
-        "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"
+        "reads the dataset distilabel-internal-testing/instruction-dataset-mini from the real Hugging Face Hub (distilabel skips it unless DISTILABEL_RUN_SLOW_TESTS is set); distilflow's tests never reach the Hub: LoadDataFromHub is tested against the Hub double in tests/test_distiset.py"
     ),
     'tests/unit/steps/generators/test_huggingface.py::TestLoadDataFromHub::test_dataset_outputs': (
-        "LoadDataFromHub reads from the Hugging Face Hub over the network, which distilflow's loaders do not do (distilabel skips these unless DISTILABEL_RUN_SLOW_TESTS is set)"
+        "reads the dataset distilabel-internal-testing/instruction-dataset-mini from the real Hugging Face Hub (distilabel skips it unless DISTILABEL_RUN_SLOW_TESTS is set); distilflow's tests never reach the Hub: LoadDataFromHub is tested against the Hub double in tests/test_distiset.py"
     ),
     'tests/unit/steps/test_base.py::TestStep::test_signature': (
         "`signature` is distilabel's cache identity, a hash of its serialization format (`dump()`); distilflow's step cache is keyed by the step's code, settings and inputs (src/distilflow/runner/step_cache.py)"

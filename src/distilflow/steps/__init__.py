@@ -18,7 +18,8 @@ from distilflow.steps.formatting import (
     FormatTextGenerationSFT,
 )
 from distilflow.steps.generators import (
-    DataSampler, LoadDataFromDataset, LoadDataFromDicts, LoadDataFromDisk, LoadDataFromFileSystem, make_generator_step,
+    DataSampler, LoadDataFromDataset, LoadDataFromDicts, LoadDataFromDisk, LoadDataFromFileSystem, LoadDataFromHub,
+    make_generator_step,
 )
 
 __all__ = [
@@ -26,6 +27,6 @@ __all__ = [
     "CombineOutputs", "ConversationTemplate", "DataSampler", "ExpandColumns", "FormatChatGenerationDPO",
     "FormatChatGenerationSFT", "FormatTextGenerationDPO", "FormatTextGenerationSFT", "GeneratorStep",
     "GeneratorStepOutput", "GlobalStep", "GroupColumns", "KeepColumns", "LoadDataFromDataset", "LoadDataFromDicts",
-    "LoadDataFromDisk", "LoadDataFromFileSystem", "MergeColumns", "Step", "StepInput", "StepOutput", "StepResources",
+    "LoadDataFromDisk", "LoadDataFromFileSystem", "LoadDataFromHub", "MergeColumns", "Step", "StepInput", "StepOutput", "StepResources",
     "make_generator_step", "merge_distilabel_metadata", "step",
 ]
