@@ -21,7 +21,7 @@ from distilflow.storage import check_readable, read_rows  # noqa: E402
 from distilflow.errors import DistilflowUserError  # noqa: E402
 # the command line and the run-to-a-dataset logic every pipeline uses, re-exported for the flows
 from distilflow.runner.cli import (  # noqa: E402, F401
-    EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_FAILED, EXIT_FAILED_ROWS, RunSettings, cli, main,
+    EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_FAILED, EXIT_FAILED_ROWS, HubPublishing, RunSettings, cli, main,
 )
 from distilflow.runner.graph import BATCH_THREADS  # noqa: E402, F401
 from distilflow.runner.to_dataset import run_steps, user_error_state  # noqa: E402, F401

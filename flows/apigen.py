@@ -18,7 +18,7 @@ import contextlib
 from typing import Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
+    BATCH_THREADS, DATA, HubPublishing, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
     project_path,
 )
 from prefect import flow
@@ -37,7 +37,7 @@ from distilflow.steps.generators import LoadDataFromDicts
 CHECKS = ["keep_row_after_execution_check", "keep_row_after_semantic_check"]
 
 
-class APIGenParams(BaseModel):
+class APIGenParams(HubPublishing):
     """Generate function-calling data: a query and its calls per function, executed and judged; only verified rows are kept."""
 
     input: str = Field(
@@ -104,7 +104,7 @@ def _apigen(params: APIGenParams, logger):
             keep = KeepPassingRows(name="keep", columns=CHECKS)
             load >> generate >> execute >> judge >> keep
         return run_pipeline_to_dataset(pipeline, {"keep": params.output}, params.run.options(), logger,
-                                       dry_run=params.dry_run)
+                                       dry_run=params.dry_run, push_to_hub=params.push_to_hub, private=params.private)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import contextlib
 from typing import Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
+    BATCH_THREADS, DATA, HubPublishing, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
 )
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -38,7 +38,7 @@ from distilflow.steps.deita import DeitaFiltering
 from distilflow.steps.formatting import ConversationTemplate
 
 
-class DeitaParams(BaseModel):
+class DeitaParams(HubPublishing):
     """Evolve instructions and their answers, score complexity and quality, and keep the best diverse pairs."""
 
     input: str = Field(default=str(DATA / "instructions.jsonl"), description="JSONL or Parquet file with an `instruction` column.")
@@ -133,6 +133,7 @@ def _deita(params: DeitaParams, logger):
         return run_pipeline_to_dataset(
             pipeline, {"deita_filtering": params.output}, params.run.options(), logger, dry_run=params.dry_run,
             dataset=rows, dataset_batch_size=params.run.rows_per_batch(len(rows)),
+            push_to_hub=params.push_to_hub, private=params.private,
         )
 
 

@@ -12,7 +12,7 @@ import threading
 from typing import Any, Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, run_steps,
+    BATCH_THREADS, DATA, HubPublishing, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, run_steps,
 )
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
@@ -24,7 +24,7 @@ from distilflow.steps.tasks import ImageGeneration
 from distilflow.models import OpenAIImageGeneration
 
 
-class ImageGenerationParams(BaseModel):
+class ImageGenerationParams(HubPublishing):
     """Generate images for a file of prompts."""
 
     input: str = Field(default=str(DATA / "image_prompts.jsonl"), description="JSONL or Parquet file with a `prompt` column.")

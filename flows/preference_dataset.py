@@ -12,7 +12,7 @@ import contextlib
 from typing import Literal, Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
+    BATCH_THREADS, DATA, HubPublishing, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
 )
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -25,7 +25,7 @@ from distilflow.steps.columns import GroupColumns
 from distilflow.steps.formatting import FormatTextGenerationDPO
 
 
-class PreferenceDatasetParams(BaseModel):
+class PreferenceDatasetParams(HubPublishing):
     """Have several models answer each instruction, a judge rate the answers, and keep the best and worst as a pair."""
 
     input: str = Field(default=str(DATA / "instructions.jsonl"), description="JSONL or Parquet file with an `instruction` column.")
@@ -77,6 +77,7 @@ def _preference_dataset(params: PreferenceDatasetParams, logger):
         return run_pipeline_to_dataset(
             pipeline, {"pair": params.output}, params.run.options(), logger, dry_run=params.dry_run, dataset=rows,
             dataset_batch_size=params.run.rows_per_batch(len(rows)),
+            push_to_hub=params.push_to_hub, private=params.private,
         )
 
 

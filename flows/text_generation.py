@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Union
 
 from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's environment before Prefect loads
-    BATCH_THREADS, DATA, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
+    BATCH_THREADS, DATA, HubPublishing, ModelSettings, RunSettings, flow_body, load_rows, main, model_endpoint, openai_llm,
     run_steps,
 )
 from prefect import flow
@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from distilflow.steps.tasks import TextGeneration
 
 
-class TextGenerationParams(BaseModel):
+class TextGenerationParams(HubPublishing):
     """Generate answers for a file of instructions."""
 
     input: str = Field(default=str(DATA / "instructions.jsonl"), description="JSONL or Parquet file with the instructions.")

@@ -23,8 +23,18 @@ from distilflow.runner.stopping import EXIT_LOST_SERVER, EXIT_SIGINT, EXIT_SIGTE
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_COMPLETE", "EXIT_FAILED", "EXIT_FAILED_ROWS", "EXIT_LOST_SERVER", "EXIT_SIGINT",
-    "EXIT_SIGTERM", "RunSettings", "cli", "main",
+    "EXIT_SIGTERM", "HubPublishing", "RunSettings", "cli", "main",
 ]
+
+
+class HubPublishing(BaseModel):
+    """Pushing a run's dataset to the Hugging Face Hub (or the Hub at `HF_ENDPOINT`), with its card."""
+
+    push_to_hub: Union[str, None] = Field(
+        default=None, description="Also push the dataset to this Hub dataset repo (org/name) once it is written; "
+        "the token from HF_TOKEN or the huggingface_hub login.",
+    )
+    private: bool = Field(default=False, description="Make the Hub repo private (with --push-to-hub).")
 
 
 class RunSettings(BaseModel):

@@ -21,12 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 from distilflow.errors import DistilflowUserError
-from distilflow.runner.cli import RunSettings, main
+from distilflow.runner.cli import HubPublishing, RunSettings, main
 from distilflow.typing import RUNTIME_PARAMETER
 
 __all__ = ["pipeline_flow", "pipeline_main", "pipeline_parameters"]
 
-_RESERVED = {"output", "dry_run", "run"}
+_RESERVED = {"output", "dry_run", "run", "push_to_hub", "private"}
 #: run-time parameters that are distilabel's and mean nothing here (Ray resources, provider batch APIs)
 _NOT_FLAGS = {"resources", "use_offline_batch_generation", "offline_batch_generation_block_until_done"}
 
@@ -40,6 +40,7 @@ def pipeline_parameters(pipeline: Any) -> type[BaseModel]:
         )),
         "dry_run": (bool, Field(default=False, description="Run one batch of 3 rows without the cache and print the rows.")),
         "run": (RunSettings, Field(default_factory=RunSettings)),
+        **{name: (field.annotation, field) for name, field in HubPublishing.model_fields.items()},
     }
     for name, step in pipeline.steps.items():
         model = _settings_model(step, f"{_field_name(name)}_parameters")
@@ -64,7 +65,8 @@ def pipeline_flow(pipeline: Any, params_model: Union[type[BaseModel], None] = No
             _apply(pipeline, params)
             options = params.run.options()  # the graph is checked by the run, before any request
             return run_pipeline_to_dataset(pipeline, _outputs(pipeline, params.output), options, get_run_logger(),
-                                           dry_run=params.dry_run)
+                                           dry_run=params.dry_run, push_to_hub=params.push_to_hub,
+                                           private=params.private)
         except DistilflowUserError as e:
             return user_error_state(e)
 

@@ -57,13 +57,21 @@ def run_steps(
             print(json.dumps(row, indent=2, ensure_ascii=False, default=str)[:2000])
         return Completed(message=f"dry run: {result.summary_line()}")
     check_writable(params.output, role="output")
+    pushing = getattr(params, "push_to_hub", None)
+    if pushing:
+        from distilflow.utils.hub import hub_token
+
+        hub_token()  # refused now, before any request, when there is none
     with DatasetWriter(params.output) as writer:
         sink = writer if transform is None else _Transformed(writer, transform)
         result = run_tasks(steps, rows, params.run.options(), sink=sink, keep_rows=False)
         if not result.complete:
             return _not_published(result, params.output)
         written = writer.commit()
-    return _report(result, params.output, written, logger, flow_name)
+    state = _report(result, params.output, written, logger, flow_name)
+    if pushing:
+        return _push({"default": params.output}, pushing, bool(getattr(params, "private", False)), state, logger)
+    return state
 
 
 def _not_published(result: RunResult, output: str):
@@ -101,9 +109,39 @@ def _report(result: RunResult, output: str, written: int, logger: Any, flow_name
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
 
 
+def _push(outputs: dict[str, str], repo_id: str, private: bool, state: Any, logger: Any):
+    """Push the written dataset (configuration -> output) to the Hub; a failure says the rows are kept where they are."""
+    from prefect.artifacts import create_link_artifact
+    from prefect.states import Failed
+
+    from distilflow.distiset import Distiset
+    from distilflow.storage import read_rows
+
+    try:
+        distiset = Distiset.from_leaves({name: list(read_rows(uri)) for name, uri in outputs.items()})
+        if len(outputs) > 1:
+            distiset = Distiset(dict(zip(outputs, distiset.values())))
+        distiset.push_to_hub(repo_id, private=private, keep_on_failure=False)
+    except Exception as error:  # noqa: BLE001 - the rows are written: say so, and how to push again
+        where = ", ".join(outputs.values())
+        message = (f"The rows are written ({where}), but pushing them to the Hub dataset {repo_id} failed: "
+                   f"{' '.join(str(error).split())[:400]}. Run the same command again to push them: every answer "
+                   "comes from the answer cache.")
+        logger.error(message)
+        return Failed(message=message, data=error)
+    from huggingface_hub import constants
+
+    link = f"{constants.ENDPOINT.rstrip('/')}/datasets/{repo_id}"
+    logger.info("Pushed the dataset to %s", link)
+    print(f"Pushed the dataset to {link}")
+    create_link_artifact(link=link, link_text=repo_id, description="The dataset on the Hub")
+    return state
+
+
 def run_pipeline_to_dataset(
     pipeline: Any, outputs: dict[str, str], options: Any, logger: Any, *, dry_run: bool = False,
     dataset: Union[list[dict[str, Any]], None] = None, dataset_batch_size: int = 50,
+    push_to_hub: Union[str, None] = None, private: bool = False,
 ):
     """`run_steps` for a pipeline: each leaf step's rows streamed to `outputs[leaf]`; the flow's final state.
 
@@ -132,6 +170,10 @@ def run_pipeline_to_dataset(
         return Completed(message=f"dry run: {output.result.summary_line()}")
     for uri in outputs.values():
         check_writable(uri, role="output")
+    if push_to_hub:
+        from distilflow.utils.hub import hub_token
+
+        hub_token()  # refused now, before any request, when there is none
     with contextlib.ExitStack() as stack:
         writers = {leaf: stack.enter_context(DatasetWriter(uri)) for leaf, uri in outputs.items()}
         output = run_pipeline(pipeline, options=options, sinks=writers, keep_rows=False, dataset=dataset,
@@ -142,4 +184,6 @@ def run_pipeline_to_dataset(
         written = {leaf: writer.commit() for leaf, writer in writers.items()}
     for leaf, uri in outputs.items():
         state = _report(result, uri, written[leaf], logger, f"{pipeline.name}-{leaf}" if len(outputs) > 1 else pipeline.name)
+    if push_to_hub:
+        return _push(outputs, push_to_hub, private, state, logger)
     return state

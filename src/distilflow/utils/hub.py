@@ -29,7 +29,7 @@ def hub_token(token: Union[str, None] = None) -> str:
 
 
 def push_distiset(distiset: Distiset, repo_id: str, *, private: bool, token: Union[str, None], generate_card: bool,
-                  include_script: bool, **kwargs: Any) -> None:
+                  include_script: bool, keep_on_failure: bool = True, **kwargs: Any) -> None:
     from huggingface_hub import HfApi
 
     token = hub_token(token)
@@ -51,6 +51,8 @@ def push_distiset(distiset: Distiset, repo_id: str, *, private: bool, token: Uni
     except DistilflowUserError:
         raise
     except Exception as error:  # noqa: BLE001 - whatever stopped the push, the rows are kept first
+        if not keep_on_failure:  # the caller has them already (a flow's written output)
+            raise
         kept = _keep(distiset, repo_id)
         raise DistilflowUserError(
             f"push_to_hub({repo_id!r}) failed ({type(error).__name__}: {' '.join(str(error).split())[:300]}). The dataset is saved at "
