@@ -23,7 +23,7 @@ from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's env
 )
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
 from distilflow.steps.tasks.apigen.generator import APIGenGenerator
 from distilflow.steps.tasks.apigen.semantic_checker import APIGenSemanticChecker

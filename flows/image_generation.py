@@ -17,7 +17,7 @@ from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's env
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from distilflow.storage import check_writable, save_image
 from distilflow.steps.tasks import ImageGeneration

@@ -15,7 +15,7 @@ from distilflow.flows._common import (  # noqa: I001 - first: sets Prefect's env
 )
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from distilflow.steps.tasks import TextGeneration
 
