@@ -117,3 +117,29 @@ def test_load_data_from_hub_feeds_a_pipeline_from_the_hub(hub, sim, monkeypatch,
     wrong = LoadDataFromHub(name="load", repo_id="me/missing")
     with pytest.raises(DistilflowUserError, match=r"LoadDataFromHub 'load': cannot load 'me/missing'"):
         wrong.load()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_runs_card_and_pipeline_yaml_say_how_it_was_made_and_hold_no_secret(hub, sim, monkeypatch, tmp_path):
+    from huggingface_hub import HfApi
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    secret = "sk-this-must-never-leave-0123456789"
+    with Pipeline(name="made", description="answers to questions") as pipeline:
+        load = LoadDataFromDicts(data=[{"instruction": f"q{i}"} for i in range(3)])
+        load >> TextGeneration(name="gen", llm=llm(sim, model="sim-model", api_key=secret,
+                                                    generation_kwargs={"temperature": 0.2}))
+    distiset = pipeline.run(options=RunOptions(result_storage=str(tmp_path / "answers")))
+    assert distiset.pipeline_path.name == "pipeline.yaml" and distiset.log_filename_path.exists()
+    description = yaml.safe_load(distiset.pipeline_path.read_text())
+    assert description["edges"] == [["load_data_from_dicts_0", "gen"]]
+    assert description["steps"][1]["model"]["settings"]["generation_kwargs"] == {"temperature": 0.2}
+    distiset.push_to_hub("me/made", include_script=False)
+    repo = hub.repo("me/made")
+    assert {"README.md", "pipeline.yaml", "pipeline.log"} <= set(repo.files)
+    card = repo.files["README.md"].decode()
+    assert "## How it was made" in card and "| `gen` | `TextGeneration` | `sim-model` (OpenAILLM) | temperature=0.2 | 3 |" in card
+    assert "/runs/flow-run/" in card
+    everything = b"".join(repo.files.values()) + distiset.pipeline_path.read_bytes() + distiset.log_filename_path.read_bytes()
+    assert secret.encode() not in everything
+    assert HfApi(token="hf_test").list_repo_files("me/made", repo_type="dataset")

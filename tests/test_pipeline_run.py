@@ -335,8 +335,8 @@ def test_a_step_saves_artifacts_beside_the_runs_rows(sim, tmp_path):
     folder = distiset.artifacts_path / "histogram" / "histogram"
     assert json.loads((folder / "counts.json").read_text()) == {"rows": 5}
     assert (folder / "metadata.json").read_text() == '{"kind":"counts"}'
-    where = distiset.artifacts_path  # $DISTILFLOW_HOME/artifacts/<pipeline>/<flow run id>
-    assert (where.parent.parent.name, where.parent.name) == ("artifacts", "with-artifacts")
+    where = distiset.artifacts_path.parent  # $DISTILFLOW_HOME/pipelines/<pipeline>/<flow run id>
+    assert (where.parent.parent.name, where.parent.name) == ("pipelines", "with-artifacts")
     assert where.name == str(latest_flow_run("with-artifacts").id)
 
 

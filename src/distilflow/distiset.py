@@ -38,6 +38,8 @@ class Distiset(dict):
     pipeline_path: Union[Path, None] = None  #: the run's pipeline.yaml, if it left one
     log_filename_path: Union[Path, None] = None  #: the run's pipeline.log, if it left one
     artifacts_path: Union[Path, None] = None  #: the folder of the artifacts its steps saved, if any
+    #: how the run went, for the card: its Prefect flow run's address, rows and tokens per step
+    run_summary: Union[dict[str, Any], None] = None
 
     @classmethod
     def from_leaves(cls, leaves: dict[str, list[dict[str, Any]]], artifacts_path: Union[Path, None] = None) -> Distiset:

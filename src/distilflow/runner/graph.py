@@ -28,6 +28,7 @@ from distilflow.steps.tasks.base import _Task
 from distilflow.errors import DistilflowUserError
 from distilflow.distiset import Distiset
 from distilflow.pipeline.graph import Pipeline
+from distilflow.pipeline.serialization import pipeline_yaml
 from distilflow.runner.batch import Opaque, batch_task_for
 from distilflow.runner.options import RunOptions
 from distilflow.runner.pace import Pace
@@ -55,7 +56,8 @@ class PipelineOutput:
 
     result: RunResult
     leaves: dict[str, list[dict[str, Any]]]
-    artifacts_path: Union[Path, None] = None
+    folder: Union[Path, None] = None  # pipeline.yaml, pipeline.log, artifacts/ (see _run_folder)
+    flow_run_url: Union[str, None] = None  # the flow run in the Prefect UI
 
 
 @dataclass
@@ -96,7 +98,8 @@ def run_pipeline(
     _validate(pipeline, dataset)
     names = list(pipeline.in_order())
     steps = [pipeline.steps[name] for name in names]
-    artifacts = _artifacts_path(pipeline)
+    folder = _run_folder(pipeline)
+    artifacts = folder / "artifacts"
     for step in steps:
         step.set_pipeline_artifacts_path(artifacts)
         step.load()
@@ -110,7 +113,7 @@ def run_pipeline(
     run.label = lambda k, i: f"{steps[k].name}[{i + 1}]"
     scheduler = _Scheduler(pipeline, names, run, options, dataset, dataset_batch_size, max_batches)
     scheduler.sinks, scheduler.keep_rows = sinks or {}, keep_rows
-    with RunReporter(steps, summaries, options, in_flow=True) as reporter:
+    with RunReporter(steps, summaries, options, in_flow=True) as reporter, _run_log(folder):
         scheduler.reporter = reporter
         scheduler.run()
         for summary in summaries:
@@ -122,14 +125,45 @@ def run_pipeline(
             stopped=run.stopped, user_error=run.user_error, max_fallback_share=options.max_fallback_share,
         )
         reporter.finish(result)
-    return PipelineOutput(result, leaves, artifacts if artifacts.exists() else None)
+    return PipelineOutput(result, leaves, folder, _flow_run_url())
 
 
-def _artifacts_path(pipeline: Pipeline) -> Path:
-    """Where this run's steps save artifacts: one folder per pipeline and flow run, in the user's home."""
+def _run_folder(pipeline: Pipeline) -> Path:
+    """This run's folder (one per pipeline and flow run, in the user's home): its pipeline.yaml, its
+    pipeline.log and the artifacts its steps save; the Distiset (and its card) point at them."""
     from prefect.runtime import flow_run
 
-    return private_home() / "artifacts" / pipeline.name / str(flow_run.id or "no-flow-run")
+    folder = private_home() / "pipelines" / pipeline.name / str(flow_run.id or "no-flow-run")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pipeline.yaml").write_text(pipeline_yaml(pipeline), encoding="utf-8")
+    return folder
+
+
+def _flow_run_url() -> Union[str, None]:
+    """The current flow run in the Prefect UI (the address its log's "View at" gives)."""
+    from prefect.runtime import flow_run
+    from prefect.utilities.urls import url_for
+
+    return url_for("flow-run", obj_id=flow_run.id) if flow_run.id else None
+
+
+@contextlib.contextmanager
+def _run_log(folder: Path) -> Iterator[None]:
+    """The run's log lines (distilflow's and its Prefect flow and task runs') also go to `pipeline.log`."""
+    import logging
+
+    handler = logging.FileHandler(folder / "pipeline.log", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("distilflow", "prefect.flow_runs", "prefect.task_runs")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
 
 
 class _Scheduler:
@@ -452,7 +486,7 @@ def run_pipeline_as_flow(
             raise output.result.user_error
         if isinstance(error, BaseException):
             raise error
-        return Distiset.from_leaves(output.leaves, artifacts_path=output.artifacts_path)
+        return _distiset(output)
 
     def body() -> Any:
         output = run_pipeline(pipeline, **kwargs)
@@ -467,4 +501,20 @@ def run_pipeline_as_flow(
         with supervised(PREFECT_API_URL.value(), signals=False):
             state = pipeline_flow(return_state=True)
     output = state.result()  # raises the configuration error or BatchesFailedError of a failed run
-    return Distiset.from_leaves(output.leaves, artifacts_path=output.artifacts_path)
+    return _distiset(output)
+
+
+def _distiset(output: PipelineOutput) -> Distiset:
+    """The run's Distiset, pointing at its pipeline.yaml, pipeline.log and artifacts, and knowing how it went."""
+    distiset = Distiset.from_leaves(output.leaves)
+    if output.folder is not None:
+        for attribute, name in (("pipeline_path", "pipeline.yaml"), ("log_filename_path", "pipeline.log"),
+                                ("artifacts_path", "artifacts")):
+            if (output.folder / name).exists():
+                setattr(distiset, attribute, output.folder / name)
+    distiset.run_summary = {
+        "flow_run": output.flow_run_url,
+        "steps": [{"step": s.step, "rows": s.rows_out, "input_tokens": s.counts.input_tokens,
+                   "output_tokens": s.counts.output_tokens} for s in output.result.steps],
+    }
+    return distiset

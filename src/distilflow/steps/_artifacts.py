@@ -4,8 +4,8 @@
                        metadata={"n_topics": 12})
 
 writes `<artifacts directory>/topics/` with what `write_function(path)` puts there and a
-`metadata.json`. A pipeline run sets the directory (`$DISTILFLOW_HOME/artifacts/<pipeline>/<flow
-run id>/<step>`, also `distiset.artifacts_path`); a step used on its own has none, and
+`metadata.json`. A pipeline run sets the directory (`$DISTILFLOW_HOME/pipelines/<pipeline>/<flow
+run id>/artifacts/<step>`; `distiset.artifacts_path`); a step used on its own has none, and
 `save_artifact` says so instead of writing somewhere unexpected.
 """
 
