@@ -50,3 +50,21 @@ def test_a_push_without_a_token_is_refused_before_any_request(hub, sim, tmp_path
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-3000:]
     assert "No Hugging Face token to push with: pass token=..., set HF_TOKEN" in done.stderr
     assert sim.stats()["requests"] == 0 and hub.repo("me/never") is None and not os.path.exists(tmp_path / "out.jsonl")
+
+
+def test_a_pipeline_flows_card_on_the_hub_says_how_the_data_was_made(hub, monkeypatch, tmp_path):
+    from distilflow.flows.preference_dataset import PreferenceDatasetParams, preference_dataset
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    params = PreferenceDatasetParams(
+        output=str(tmp_path / "prefs.jsonl"), limit=3, push_to_hub="me/prefs",
+        generators=[{"model": "gen-a"}, {"model": "gen-b", "temperature": 0.9}],
+        run={"batch_size": 4, "result_storage": str(tmp_path / "results")},
+    )
+    state = preference_dataset(params, return_state=True)
+    assert state.is_completed(), state.message
+    repo = hub.repo("me/prefs")
+    card = repo.files["README.md"].decode()
+    assert "## How it was made" in card and "`generate_0` >> `group`" in card and "temperature=0.9" in card
+    assert "pipeline.yaml" in repo.files
+    assert len(datasets.load_dataset("me/prefs", "default", split="train")) == 3

@@ -109,18 +109,24 @@ def _report(result: RunResult, output: str, written: int, logger: Any, flow_name
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
 
 
-def _push(outputs: dict[str, str], repo_id: str, private: bool, state: Any, logger: Any):
-    """Push the written dataset (configuration -> output) to the Hub; a failure says the rows are kept where they are."""
+def _push(outputs: dict[str, str], repo_id: str, private: bool, state: Any, logger: Any, run: Any = None):
+    """Push the written dataset (configuration -> output) to the Hub; a failure says the rows are kept where they are.
+
+    `run` (a pipeline run's PipelineOutput) gives the card its pipeline.yaml, log and counts.
+    """
     from prefect.artifacts import create_link_artifact
     from prefect.states import Failed
 
-    from distilflow.distiset import Distiset
+    from distilflow.runner.graph import PipelineOutput, _distiset
     from distilflow.storage import read_rows
 
     try:
-        distiset = Distiset.from_leaves({name: list(read_rows(uri)) for name, uri in outputs.items()})
-        if len(outputs) > 1:
-            distiset = Distiset(dict(zip(outputs, distiset.values())))
+        leaves = {name: list(read_rows(uri)) for name, uri in outputs.items()}
+        distiset = _distiset(PipelineOutput(run.result, leaves, run.folder, run.flow_run_url)) if run is not None else None
+        if distiset is None:
+            from distilflow.distiset import Distiset
+
+            distiset = Distiset.from_leaves(leaves)
         distiset.push_to_hub(repo_id, private=private, keep_on_failure=False)
     except Exception as error:  # noqa: BLE001 - the rows are written: say so, and how to push again
         where = ", ".join(outputs.values())
@@ -185,5 +191,5 @@ def run_pipeline_to_dataset(
     for leaf, uri in outputs.items():
         state = _report(result, uri, written[leaf], logger, f"{pipeline.name}-{leaf}" if len(outputs) > 1 else pipeline.name)
     if push_to_hub:
-        return _push(outputs, push_to_hub, private, state, logger)
+        return _push(outputs, push_to_hub, private, state, logger, run=output)
     return state
