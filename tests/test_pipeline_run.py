@@ -340,6 +340,27 @@ def test_a_step_saves_artifacts_beside_the_runs_rows(sim, tmp_path):
     assert where.name == str(latest_flow_run("with-artifacts").id)
 
 
+def test_the_ui_shows_the_first_rows_of_each_leaf(sim, tmp_path):
+    sim.configure(latency=0.05, latency_jitter=0.5)  # batches finish out of order; the preview is still the first rows
+    with Pipeline(name="preview") as pipeline:
+        Questions(count=12, batch_size=2) >> [TextGeneration(name="gen_a", llm=llm(sim)), Shout(name="shout")]
+    pipeline.run(options=options(tmp_path))
+    run_id = latest_flow_run("preview").id
+    found = artifacts(run_id, ("preview-preview-gen-a", "preview-preview-shout"))
+    assert set(found) == {"preview-preview-gen-a", "preview-preview-shout"}
+    table = json.loads(found["preview-preview-shout"]["data"])
+    assert [row["instruction"] for row in table] == [f"question {i}" for i in range(5)]
+    assert table[0]["shout"] == "QUESTION 0"
+
+
+class Shout(Step):
+    inputs = ["instruction"]
+    outputs = ["shout"]
+
+    def process(self, inputs: StepInput):
+        yield [{**row, "shout": row["instruction"].upper()} for row in inputs]
+
+
 def test_a_bad_graph_is_refused_before_any_flow_run_or_request(sim, tmp_path):
     with Pipeline(name="refused-graph") as pipeline:
         Questions() >> TextGeneration(name="gen", llm=llm(sim), input_mappings={"instruction": "prompt"})

@@ -309,6 +309,7 @@ class _Scheduler:
             node = self.nodes[source]
             node.delivered += 1
             if not node.successors and isinstance(rows, list):
+                self.reporter.preview(source, i, rows)
                 if source in self.sinks:
                     self.sinks[source].write_part(i, rows)
                 if self.keep_rows:

@@ -277,6 +277,7 @@ class _Run:
                     release(k + 1)
                 elif rows is not None:
                     collected.add(i, rows)
+                    reporter.preview(steps[-1].name, i, rows)
                 reporter.batch_done()
 
     def in_process(self, chunks: list, reporter: RunReporter, collected: _Collector) -> None:
@@ -303,6 +304,7 @@ class _Run:
                 reporter.batch_done()
             if current is not None:
                 collected.add(i, current)
+                reporter.preview(self.steps[-1].name, i, current)
 
 
 def _request_slots(step: _Task) -> int:

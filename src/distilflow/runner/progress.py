@@ -6,7 +6,9 @@ Artifacts (keys from the flow name, or `artifact_prefix`):
   fallbacks, tokens);
 * `<prefix>-fallbacks`: the first rows that kept raw output, with their reasons (capped);
 * `<prefix>-failed-rows`: the first rows whose request failed, with the server's reason (capped);
-* `<prefix>-failures`: batches that failed, with their errors.
+* `<prefix>-failures`: batches that failed, with their errors;
+* `<prefix>-preview-<step>`: the first rows of each leaf step (long values cut short), so what
+  the run made can be looked at in the UI.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class RunReporter:
         self.done = 0
         self._bar: Progress | None = None
         self._poster: _ProgressPoster | None = None
+        self._previews: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self.prefix = _own_prefix(options.artifact_prefix or _flow_name() or "distilflow", in_flow)
 
     def __enter__(self) -> RunReporter:
@@ -69,6 +72,26 @@ class RunReporter:
             self._bar.update(self._bar_task, completed=self.done, total=self.total)
         if self._poster is not None:
             self._poster.post(100.0 * self.done / max(1, self.total))
+
+    def preview(self, leaf: str, i: int, rows: list[dict[str, Any]]) -> None:
+        """Batch i of a leaf step finished: keep its first rows if they may be among the leaf's first ones."""
+        kept = self._previews.setdefault(leaf, {})
+        if len(kept) < PREVIEW_ROWS or i < max(kept):
+            kept[i] = rows[:PREVIEW_ROWS]
+            while len(kept) > PREVIEW_ROWS:
+                kept.pop(max(kept))
+
+    def _publish_previews(self) -> None:
+        from prefect.artifacts import create_table_artifact
+
+        for leaf, batches in self._previews.items():
+            rows = [row for i in sorted(batches) for row in batches[i]][:PREVIEW_ROWS]
+            if rows:
+                create_table_artifact(
+                    table=[{key: _shown(value) for key, value in row.items()} for row in rows],
+                    key=artifact_key(self.prefix, "preview", leaf),
+                    description=f"The first {len(rows)} rows of step '{leaf}' (long values cut short)",
+                )
 
     def finish(self, result) -> None:
         if self._poster is not None:
@@ -103,6 +126,7 @@ class RunReporter:
                 "They are in the output with None outputs and distilabel_metadata['error_<step>']; "
                 "a re-run asks for them again.",
             )
+        self._publish_previews()
         if result.errors:
             lines = "\n".join(f"- `{label}`: {error}" for label, error in result.errors.items())
             create_markdown_artifact(markdown=f"## Failed batches\n\n{lines}\n", key=artifact_key(self.prefix, "failures"))
@@ -198,3 +222,15 @@ def _run_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except Exception:  # noqa: BLE001 - outside a run: the module logger
         return _log
+
+
+PREVIEW_ROWS = 5
+_PREVIEW_CHARS = 200
+
+
+def _shown(value: Any) -> str:
+    """A cell of the preview: text cut short (a base64 image, a long answer), anything else as JSON."""
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + f"... ({len(text)} chars)"
