@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -36,6 +37,9 @@ def test_a_pipelines_distiset_round_trips_through_disk_with_its_card(sim, tmp_pa
     with Pipeline(name="to-disk") as pipeline:
         LoadDataFromDicts(data=[{"instruction": f"q{i}"} for i in range(5)]) >> TextGeneration(name="gen", llm=llm(sim))
     distiset = pipeline.run(options=RunOptions(result_storage=str(tmp_path / "answers")))
+    # memory-mapped from the Arrow file made of the Parquet file the run wrote, not rows held in memory
+    (arrow,) = [Path(f["filename"]) for f in distiset["default"]["train"].cache_files]
+    assert arrow.suffix == ".arrow" and distiset.pipeline_path.parent in arrow.parents
     distiset.save_to_disk(tmp_path / "saved")
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["default", "distiset_configs"]
     loaded = Distiset.load_from_disk(tmp_path / "saved")

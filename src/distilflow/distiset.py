@@ -51,6 +51,26 @@ class Distiset(dict):
         distiset.artifacts_path = artifacts_path
         return distiset
 
+    @classmethod
+    def from_files(cls, files: dict[str, tuple[Path, int]], cache_dir: Path) -> Distiset:
+        """The Distiset of a run whose leaves' rows are in files (Parquet or JSONL, each with its row count):
+        memory-mapped Arrow files made from them, not rows held in memory."""
+        from datasets import Dataset, DatasetDict
+        from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+        names = ["default"] if len(files) == 1 else list(files)
+        shown = is_progress_bar_enabled()
+        disable_progress_bar()  # "Generating train split" says nothing to the user here
+        try:
+            distiset = cls({
+                name: DatasetDict({"train": _read_file(Dataset, str(path), str(cache_dir)) if rows else Dataset.from_list([])})
+                for name, (path, rows) in zip(names, files.values())
+            })
+        finally:
+            if shown:
+                enable_progress_bar()
+        return distiset
+
     def rows(self, name: Union[str, None] = None) -> list[dict[str, Any]]:
         """The rows of configuration `name` (the only one when not given), split "train", as dicts."""
         if name is None:
@@ -209,6 +229,12 @@ def _dataset(rows: list[dict[str, Any]], name: str) -> Dataset:
             "(say, text in every row, or None)."
         ) from e
     return Dataset(table)
+
+
+def _read_file(dataset_class: Any, path: str, cache_dir: str) -> Any:
+    if path.endswith(".parquet"):
+        return dataset_class.from_parquet(path, cache_dir=cache_dir)
+    return dataset_class.from_json(path, cache_dir=cache_dir)
 
 
 def _is_dataset_dict(value: Any) -> bool:

@@ -58,6 +58,7 @@ class PipelineOutput:
     leaves: dict[str, list[dict[str, Any]]]
     folder: Union[Path, None] = None  # pipeline.yaml, pipeline.log, artifacts/ (see _run_folder)
     flow_run_url: Union[str, None] = None  # the flow run in the Prefect UI
+    leaf_files: Union[dict[str, tuple[Path, int]], None] = None  # leaf -> (its Parquet file, rows), with to_files
 
 
 @dataclass
@@ -84,11 +85,14 @@ def run_pipeline(
     max_batches: Union[int, None] = None,
     sinks: Union[dict[str, RowSink], None] = None,
     keep_rows: bool = True,
+    to_files: bool = False,
 ) -> PipelineOutput:
     """Run `pipeline` inside the current Prefect flow run; see the module docstring.
 
     Each leaf step's finished batches go to `sinks[leaf].write_part(batch index, rows)` as soon as
-    they exist; with `keep_rows=False` they are not also kept (memory stays flat).
+    they exist; with `keep_rows=False` they are not also kept (memory stays flat). With `to_files`,
+    the leaves' rows are written to Parquet files in the run's folder instead of kept in memory
+    (`PipelineOutput.leaf_files`), for a Distiset that memory-maps them.
     """
     options = options or RunOptions()
     if options.artifact_prefix is None:  # several pipelines in one flow keep artifacts of their own
@@ -109,6 +113,12 @@ def run_pipeline(
         StepSummary(step=s.name, grouped=getattr(s, "group_generations", False), num_generations=getattr(s, "num_generations", 1))
         for s in steps
     ]
+    writers = {}
+    if to_files:
+        from distilflow.storage import DatasetWriter
+
+        writers = {leaf: DatasetWriter(str(folder / "rows" / f"{leaf}.parquet")) for leaf in pipeline.leaves}
+        sinks, keep_rows = {**(sinks or {}), **writers}, False
     run = _Run(steps, options, answers, summaries)
     run.label = lambda k, i: f"{steps[k].name}[{i + 1}]"
     scheduler = _Scheduler(pipeline, names, run, options, dataset, dataset_batch_size, max_batches)
@@ -125,7 +135,8 @@ def run_pipeline(
             stopped=run.stopped, user_error=run.user_error, max_fallback_share=options.max_fallback_share,
         )
         reporter.finish(result)
-    return PipelineOutput(result, leaves, folder, _flow_run_url())
+    leaf_files = {leaf: (folder / "rows" / f"{leaf}.parquet", writer.commit()) for leaf, writer in writers.items()}
+    return PipelineOutput(result, leaves, folder, _flow_run_url(), leaf_files or None)
 
 
 def _run_folder(pipeline: Pipeline) -> Path:
@@ -479,7 +490,7 @@ def run_pipeline_as_flow(
         options = options.model_copy(update={"cache": False})
     _validate(pipeline, dataset)  # before a flow run starts
     kwargs = {"dataset": dataset, "options": options, "dataset_batch_size": dataset_batch_size,
-              "max_batches": 1 if dry_run else None}
+              "max_batches": 1 if dry_run else None, "to_files": not dry_run}
     if FlowRunContext.get() is not None:
         output = run_pipeline(pipeline, **kwargs)
         error = output.result.final_state().result(raise_on_failure=False) if not output.result.complete else None
@@ -507,7 +518,10 @@ def run_pipeline_as_flow(
 
 def _distiset(output: PipelineOutput) -> Distiset:
     """The run's Distiset, pointing at its pipeline.yaml, pipeline.log and artifacts, and knowing how it went."""
-    distiset = Distiset.from_leaves(output.leaves)
+    if output.leaf_files:
+        distiset = Distiset.from_files(output.leaf_files, cache_dir=output.folder / "cache")
+    else:
+        distiset = Distiset.from_leaves(output.leaves)
     if output.folder is not None:
         for attribute, name in (("pipeline_path", "pipeline.yaml"), ("log_filename_path", "pipeline.log"),
                                 ("artifacts_path", "artifacts")):

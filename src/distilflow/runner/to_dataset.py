@@ -70,7 +70,8 @@ def run_steps(
         written = writer.commit()
     state = _report(result, params.output, written, logger, flow_name)
     if pushing:
-        return _push({"default": params.output}, pushing, bool(getattr(params, "private", False)), state, logger)
+        return _push({"default": params.output}, {"default": written}, pushing, bool(getattr(params, "private", False)),
+                     state, logger)
     return state
 
 
@@ -109,7 +110,8 @@ def _report(result: RunResult, output: str, written: int, logger: Any, flow_name
     return result.final_state(data={"output": where, "rows": written, "summary": result.summary_line()})
 
 
-def _push(outputs: dict[str, str], repo_id: str, private: bool, state: Any, logger: Any, run: Any = None):
+def _push(outputs: dict[str, str], counts: dict[str, int], repo_id: str, private: bool, state: Any, logger: Any,
+          run: Any = None):
     """Push the written dataset (configuration -> output) to the Hub; a failure says the rows are kept where they are.
 
     `run` (a pipeline run's PipelineOutput) gives the card its pipeline.yaml, log and counts.
@@ -121,12 +123,18 @@ def _push(outputs: dict[str, str], repo_id: str, private: bool, state: Any, logg
     from distilflow.storage import read_rows
 
     try:
-        leaves = {name: list(read_rows(uri)) for name, uri in outputs.items()}
-        distiset = _distiset(PipelineOutput(run.result, leaves, run.folder, run.flow_run_url)) if run is not None else None
-        if distiset is None:
+        local = all("://" not in uri for uri in outputs.values())  # local files are memory-mapped, not read in
+        files = {name: (Path(uri), counts.get(name, 0)) for name, uri in outputs.items()} if local else None
+        leaves = {} if local else {name: list(read_rows(uri)) for name, uri in outputs.items()}
+        if run is not None:
+            distiset = _distiset(PipelineOutput(run.result, leaves, run.folder, run.flow_run_url, files))
+        else:
+            import tempfile
+
             from distilflow.distiset import Distiset
 
-            distiset = Distiset.from_leaves(leaves)
+            distiset = (Distiset.from_files(files, cache_dir=Path(tempfile.mkdtemp(prefix="distilflow-push-")))
+                        if files else Distiset.from_leaves(leaves))
         distiset.push_to_hub(repo_id, private=private, keep_on_failure=False)
     except Exception as error:  # noqa: BLE001 - the rows are written: say so, and how to push again
         where = ", ".join(outputs.values())
@@ -191,5 +199,5 @@ def run_pipeline_to_dataset(
     for leaf, uri in outputs.items():
         state = _report(result, uri, written[leaf], logger, f"{pipeline.name}-{leaf}" if len(outputs) > 1 else pipeline.name)
     if push_to_hub:
-        return _push(outputs, push_to_hub, private, state, logger, run=output)
+        return _push(outputs, written, push_to_hub, private, state, logger, run=output)
     return state
