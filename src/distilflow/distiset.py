@@ -2,7 +2,8 @@
 
 A dict of configuration name -> `datasets.DatasetDict` (split "train"): one per leaf step, the
 only leaf named "default". So `distiset["default"]["train"]` is a `datasets.Dataset`, with
-everything it has (`.to_pandas()`, `.column_names`, `.map`, ...).
+everything it has (`.to_pandas()`, `.column_names`, `.map`, ...). A run's Distiset is memory-mapped
+from the Parquet files its leaves were written to (`from_files`), not rows held in memory.
 
     distiset.save_to_disk("my-distiset")            # local, or s3://... with storage_options
     distiset = Distiset.load_from_disk("my-distiset")
