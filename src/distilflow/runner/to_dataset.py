@@ -8,8 +8,9 @@ what was there before. The state a flow returns says how it went, for the exit s
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Union
 
@@ -135,7 +136,8 @@ def _push(outputs: dict[str, str], counts: dict[str, int], repo_id: str, private
 
             distiset = (Distiset.from_files(files, cache_dir=Path(tempfile.mkdtemp(prefix="distilflow-push-")))
                         if files else Distiset.from_leaves(leaves))
-        distiset.push_to_hub(repo_id, private=private, keep_on_failure=False)
+        with _quiet_progress_bars():  # a flow's output is its log lines, not upload bars
+            distiset.push_to_hub(repo_id, private=private, keep_on_failure=False)
     except Exception as error:  # noqa: BLE001 - the rows are written: say so, and how to push again
         where = ", ".join(outputs.values())
         message = (f"The rows are written ({where}), but pushing them to the Hub dataset {repo_id} failed: "
@@ -201,3 +203,20 @@ def run_pipeline_to_dataset(
     if push_to_hub:
         return _push(outputs, written, push_to_hub, private, state, logger, run=output)
     return state
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    shown_datasets, shown_hub = is_progress_bar_enabled(), not are_progress_bars_disabled()
+    disable_progress_bar()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if shown_datasets:
+            enable_progress_bar()
+        if shown_hub:
+            enable_progress_bars()
