@@ -47,8 +47,8 @@ class Distiset(dict):
         """The Distiset of a run: each leaf step's rows as the "train" split of its configuration."""
         from datasets import DatasetDict
 
-        names = ["default"] if len(leaves) == 1 else list(leaves)
-        distiset = cls({name: DatasetDict({"train": _dataset(rows, name)}) for name, rows in zip(names, leaves.values())})
+        distiset = cls({name: DatasetDict({"train": _dataset(rows, name)})
+                        for name, rows in zip(_config_names(leaves), leaves.values())})
         distiset.artifacts_path = artifacts_path
         return distiset
 
@@ -57,19 +57,14 @@ class Distiset(dict):
         """The Distiset of a run whose leaves' rows are in files (Parquet or JSONL, each with its row count):
         memory-mapped Arrow files made from them, not rows held in memory."""
         from datasets import Dataset, DatasetDict
-        from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
-        names = ["default"] if len(files) == 1 else list(files)
-        shown = is_progress_bar_enabled()
-        disable_progress_bar()  # "Generating train split" says nothing to the user here
-        try:
+        from distilflow.utils.hub import quiet_progress_bars
+
+        with quiet_progress_bars():  # "Generating train split" says nothing to the user here
             distiset = cls({
                 name: DatasetDict({"train": _read_file(Dataset, str(path), str(cache_dir)) if rows else Dataset.from_list([])})
-                for name, (path, rows) in zip(names, files.values())
+                for name, (path, rows) in zip(_config_names(files), files.values())
             })
-        finally:
-            if shown:
-                enable_progress_bar()
         return distiset
 
     def rows(self, name: Union[str, None] = None) -> list[dict[str, Any]]:
@@ -184,12 +179,14 @@ class Distiset(dict):
         import fsspec
         from datasets import load_from_disk
 
+        from distilflow.storage.filesystems import is_local
+
         path = str(distiset_path)
         fs, _, (root,) = fsspec.get_fs_token_paths(path, storage_options=storage_options)
         if not fs.isdir(root):
             raise FileNotFoundError(f"{path}: no Distiset there (no such folder); give the folder save_to_disk wrote.")
         local = Path(root)
-        if not _is_local(fs):
+        if not is_local(fs):
             local = Path(download_dir or tempfile.mkdtemp(prefix="distiset-")) / Path(root).name
             fs.get(root, str(local), recursive=True)
         distiset = cls()
@@ -244,6 +241,6 @@ def _is_dataset_dict(value: Any) -> bool:
     return isinstance(value, DatasetDict)
 
 
-def _is_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
+def _config_names(leaves: dict[str, Any]) -> list[str]:
+    """A run's configurations: its leaves' names, or "default" for its only leaf (distilabel's)."""
+    return ["default"] if len(leaves) == 1 else list(leaves)

@@ -368,9 +368,8 @@ class _Scheduler:
     def _release_rows(self, name: str, ended: bool) -> None:
         """Start the batches a row-position merge can make now (all that is left, once `ended`)."""
         node, merge = self.nodes[name], self.nodes[name].row_merge
-        broken_before = merge.broken
-        batches = merge.ready(ended)
-        for j, inputs in enumerate(batches, start=merge.made - len(batches)):
+        broken_before, first = merge.broken, merge.made
+        for j, inputs in enumerate(merge.ready(ended), start=first):
             if self.run_.stopped is not None:
                 self.run_.summaries[node.k].batches += 1  # counted as not run
                 self._deliver(name, j, None, None)

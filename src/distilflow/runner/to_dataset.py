@@ -8,9 +8,8 @@ what was there before. The state a flow returns says how it went, for the exit s
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
@@ -117,11 +116,15 @@ def _push(outputs: dict[str, str], counts: dict[str, int], repo_id: str, private
 
     `run` (a pipeline run's PipelineOutput) gives the card its pipeline.yaml, log and counts.
     """
+    import tempfile
+
     from prefect.artifacts import create_link_artifact
     from prefect.states import Failed
 
+    from distilflow.distiset import Distiset
     from distilflow.runner.graph import PipelineOutput, _distiset
     from distilflow.storage import read_rows
+    from distilflow.utils.hub import quiet_progress_bars
 
     try:
         local = all("://" not in uri for uri in outputs.values())  # local files are memory-mapped, not read in
@@ -129,14 +132,11 @@ def _push(outputs: dict[str, str], counts: dict[str, int], repo_id: str, private
         leaves = {} if local else {name: list(read_rows(uri)) for name, uri in outputs.items()}
         if run is not None:
             distiset = _distiset(PipelineOutput(run.result, leaves, run.folder, run.flow_run_url, files))
+        elif files:  # a run of tasks has no run folder: its output is opened from a cache of its own
+            distiset = Distiset.from_files(files, cache_dir=Path(tempfile.mkdtemp(prefix="distilflow-push-")))
         else:
-            import tempfile
-
-            from distilflow.distiset import Distiset
-
-            distiset = (Distiset.from_files(files, cache_dir=Path(tempfile.mkdtemp(prefix="distilflow-push-")))
-                        if files else Distiset.from_leaves(leaves))
-        with _quiet_progress_bars():  # a flow's output is its log lines, not upload bars
+            distiset = Distiset.from_leaves(leaves)
+        with quiet_progress_bars():  # a flow's output is its log lines, not upload bars
             distiset.push_to_hub(repo_id, private=private, keep_on_failure=False)
     except Exception as error:  # noqa: BLE001 - the rows are written: say so, and how to push again
         where = ", ".join(outputs.values())
@@ -204,19 +204,3 @@ def run_pipeline_to_dataset(
         return _push(outputs, written, push_to_hub, private, state, logger, run=output)
     return state
 
-
-@contextlib.contextmanager
-def _quiet_progress_bars() -> Iterator[None]:
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    shown_datasets, shown_hub = is_progress_bar_enabled(), not are_progress_bars_disabled()
-    disable_progress_bar()
-    disable_progress_bars()
-    try:
-        yield
-    finally:
-        if shown_datasets:
-            enable_progress_bar()
-        if shown_hub:
-            enable_progress_bars()

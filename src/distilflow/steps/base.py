@@ -257,23 +257,19 @@ class _Step(ArtifactsMixin, RuntimeParametersMixin, BaseModel, ABC):
     def verify_inputs_mappings(self) -> None:
         """Refuse `input_mappings` keys that are not inputs of the step (checked when the pipeline runs,
         once run-time parameters have set what the step reads)."""
-        inputs = self._declared_inputs()
-        for name in self.input_mappings:
-            if name not in inputs:
-                raise DistilflowUserError(
-                    f"The input column '{name}' doesn't exist in the inputs of the step '{self.name}'. Inputs of the "
-                    f"step are: {list(inputs)}. input_mappings keys are the step's input names, values your columns."
-                )
+        self._verify_mappings("input", self.input_mappings, self._declared_inputs(), "your columns")
 
     def verify_outputs_mappings(self) -> None:
         """Refuse `output_mappings` keys that are not outputs of the step."""
-        outputs = self._declared_outputs()
-        for name in self.output_mappings:
-            if name not in outputs:
+        self._verify_mappings("output", self.output_mappings, self._declared_outputs(), "new column names")
+
+    def _verify_mappings(self, kind: str, mappings: dict[str, str], declared: dict[str, bool], values: str) -> None:
+        for name in mappings:
+            if name not in declared:
                 raise DistilflowUserError(
-                    f"The output column '{name}' doesn't exist in the outputs of the step '{self.name}'. Outputs of "
-                    f"the step are: {list(outputs)}. output_mappings keys are the step's output names, values new "
-                    "column names."
+                    f"The {kind} column '{name}' doesn't exist in the {kind}s of the step '{self.name}'. "
+                    f"{kind.capitalize()}s of the step are: {list(declared)}. {kind}_mappings keys are the step's "
+                    f"{kind} names, values {values}."
                 )
 
     def _map_in(self, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -13,7 +15,7 @@ from distilflow.errors import DistilflowUserError
 if TYPE_CHECKING:
     from distilflow.distiset import Distiset
 
-__all__ = ["hub_token", "push_distiset"]
+__all__ = ["hub_token", "push_distiset", "quiet_progress_bars"]
 
 
 def hub_token(token: Union[str, None] = None) -> str:
@@ -82,3 +84,21 @@ def _keep(distiset: Distiset, repo_id: str) -> Path:
     where = private_home() / "unpushed" / repo_id.replace("/", "__") / time.strftime("%Y%m%d-%H%M%S")
     distiset.save_to_disk(where)
     return where
+
+
+@contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """No `datasets` or `huggingface_hub` progress bars inside (they are put back as they were)."""
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    shown_datasets, shown_hub = is_progress_bar_enabled(), not are_progress_bars_disabled()
+    disable_progress_bar()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if shown_datasets:
+            enable_progress_bar()
+        if shown_hub:
+            enable_progress_bars()
